@@ -1,0 +1,195 @@
+// tumbled: sums integers received over TCP in tumbling windows and writes them to InfluxDB.
+//
+// Exit codes: 0 success (also after a graceful stop), 1 runtime failure at startup (cannot bind,
+// cannot open the state store), 64 bad command line, 78 invalid configuration.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <string_view>
+
+#include "config/config.hpp"
+#include "pipeline/pipeline.hpp"
+#include "store/checkpoint_store.hpp"
+
+namespace {
+
+namespace asio = boost::asio;
+using namespace tumbled;
+
+constexpr int kExitRuntime = 1;
+constexpr int kExitUsage = 64;   // sysexits EX_USAGE
+constexpr int kExitConfig = 78;  // sysexits EX_CONFIG
+
+constexpr std::string_view kHelp = R"(Usage: tumbled --config PATH [--check-config | --print-config]
+       tumbled --version | --help
+
+Reads newline-delimited integers from TCP, sums them over tumbling windows and
+writes one point per window to InfluxDB, keeping open windows and unsent points
+in a local state store so that nothing accepted is lost across restarts.
+
+Options:
+  -c, --config PATH   YAML configuration file (see config/tumbled.yaml)
+  --check-config      validate the configuration and exit (0 valid, 78 invalid)
+  --print-config      print the effective configuration, secrets masked, and exit
+  --version           print the version and exit
+  -h, --help          print this help and exit
+
+Signals: SIGTERM or SIGINT stop gracefully (stop accepting, checkpoint, flush
+for at most shutdown_timeout, exit 0); a second signal exits at once.
+
+Exit codes: 0 ok, 1 startup failure (address in use, state store), 64 bad
+command line, 78 invalid configuration.
+)";
+
+struct Options {
+  std::string config_path;
+  bool check_only = false;
+  bool print_config = false;
+};
+
+std::shared_ptr<spdlog::logger> make_root_logger(const std::string& level) {
+  // Colour only on a terminal: under systemd the journal gets plain lines.
+  auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>(
+      isatty(STDERR_FILENO) ? spdlog::color_mode::automatic : spdlog::color_mode::never);
+  auto logger = std::make_shared<spdlog::logger>("main", sink);
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ [%n] %v");
+  logger->set_level(spdlog::level::from_str(level));
+  logger->flush_on(spdlog::level::info);
+  return logger;
+}
+
+std::string aggregates_text(const config::PipelineConfig& p) {
+  std::string text;
+  for (auto a : p.aggregates) {
+    if (!text.empty()) text += ',';
+    text += config::to_string(a);
+  }
+  return text;
+}
+
+int run(const config::Config& cfg) {
+  auto log = make_root_logger(cfg.log_level);
+  const pipeline::Loggers loggers{log->clone("tcp"), log->clone("window"), log->clone("influx"),
+                                  log->clone("store")};
+  std::unique_ptr<store::CheckpointStore> store;
+  try {
+    store = store::CheckpointStore::open(cfg.state_dir);
+  } catch (const std::exception& e) {
+    log->critical("{}", e.what());
+    return kExitRuntime;
+  }
+
+  // The io_context outlives the pipelines: coroutine frames it still holds at exit never touch
+  // them.
+  asio::io_context io;
+  const auto wall_clock = [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  std::vector<std::unique_ptr<pipeline::Pipeline>> pipelines;
+  try {
+    for (const auto& p : cfg.pipelines) {
+      pipelines.push_back(std::make_unique<pipeline::Pipeline>(io, p, cfg.checkpoint_interval,
+                                                               *store, loggers, wall_clock));
+      pipelines.back()->start();
+      const auto& sink = p.influx;
+      log->info(
+          "pipeline {}: listening on {}, {} windows of [{}], writing to {}://{}{} db={}{} "
+          "in batches of {} or every {}",
+          p.name, pipelines.back()->listening_on().to_string(),
+          config::format_duration(p.window_size), aggregates_text(p), sink.scheme,
+          sink.endpoint.to_string(), sink.path_prefix, sink.database,
+          sink.retention_policy.empty() ? "" : " rp=" + sink.retention_policy, sink.batch_size,
+          config::format_duration(sink.batch_interval));
+    }
+  } catch (const std::exception& e) {
+    log->critical("{}", e.what());
+    return kExitRuntime;
+  }
+  log->info("tumbled {} started: {} pipelines, state in {}, checkpoint every {}", TUMBLED_VERSION,
+            pipelines.size(), cfg.state_dir, config::format_duration(cfg.checkpoint_interval));
+
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  std::size_t running = pipelines.size();
+  bool stopping = false;
+  std::function<void(const boost::system::error_code&, int)> on_signal =
+      [&](const boost::system::error_code& ec, int signal) {
+        if (ec) return;
+        if (stopping) {
+          log->warn("second signal {}: exiting without waiting for the flush", signal);
+          io.stop();
+          return;
+        }
+        stopping = true;
+        log->info("signal {}: stopping (flushing for at most {})", signal,
+                  config::format_duration(cfg.shutdown_timeout));
+        signals.async_wait(on_signal);
+        for (auto& p : pipelines) {
+          asio::co_spawn(io, p->shutdown(cfg.shutdown_timeout), [&](std::exception_ptr error) {
+            if (error) log->error("a pipeline failed while stopping");
+            if (--running == 0) io.stop();
+          });
+        }
+      };
+  signals.async_wait(on_signal);
+  io.run();
+  log->info("tumbled stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options options;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::cout << kHelp;
+      return 0;
+    } else if (arg == "--version") {
+      std::cout << "tumbled " << TUMBLED_VERSION << "\n";
+      return 0;
+    } else if ((arg == "--config" || arg == "-c") && i + 1 < argc) {
+      options.config_path = argv[++i];
+    } else if (arg.starts_with("--config=")) {
+      options.config_path = std::string(arg.substr(9));
+    } else if (arg == "--check-config") {
+      options.check_only = true;
+    } else if (arg == "--print-config") {
+      options.print_config = true;
+    } else {
+      std::cerr << "tumbled: unknown or incomplete option '" << arg << "'\n\n" << kHelp;
+      return kExitUsage;
+    }
+  }
+  if (options.config_path.empty()) {
+    std::cerr << "tumbled: --config PATH is required\n\n" << kHelp;
+    return kExitUsage;
+  }
+
+  config::Config cfg;
+  try {
+    cfg = config::load_file(options.config_path);
+  } catch (const config::ConfigError& e) {
+    std::cerr << "tumbled: invalid configuration: " << e.what() << "\n";
+    return kExitConfig;
+  }
+  if (options.check_only) {
+    std::cout << options.config_path << ": configuration is valid (" << cfg.pipelines.size()
+              << " pipelines)\n";
+    return 0;
+  }
+  if (options.print_config) {
+    std::cout << config::to_yaml(cfg);
+    return 0;
+  }
+  return run(cfg);
+}

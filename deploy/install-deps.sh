@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what building, running and testing tumbled need, from Debian 12 packages only.
+set -euo pipefail
+packages=(
+  ca-certificates cmake g++ make pkg-config curl
+  libboost1.81-dev librocksdb-dev libyaml-cpp-dev libspdlog-dev catch2
+  influxdb influxdb-client
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "installing: ${missing[*]}"
+# The influxdb package may try to start its own service; policy-rc.d keeps it from doing so where
+# there is no init system (containers, chroots): tumbled's demo and tests start their own influxd.
+if [ ! -d /run/systemd/system ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+  $sudo chmod +x /usr/sbin/policy-rc.d
+  trap '$sudo rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,809 @@
+// The YAML loader. Every key is one row of the tables in `top_keys()` / `pipeline_keys()`:
+// full path, a codec (type name + decode + encode) and a one-line description. The rows drive
+//   - parsing: `walk()` descends mappings along the rows' path prefixes and hands each leaf to
+//     its row's decoder; a key that is neither a row nor a prefix of one is unknown;
+//   - defaults: values never written keep the struct initialisers from config.hpp;
+//   - `to_yaml()`: each row's encoder writes the effective value back at its path;
+//   - `config_reference()`: one Markdown line per row, its default encoded from a
+//     default-constructed struct, so the reference cannot drift from the header.
+// Cross-key rules (required keys, backoff order, duplicate names and listen addresses) are the
+// only code outside the tables.
+#include "config/config.hpp"
+
+#include <arpa/inet.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <set>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+namespace tumbled::config {
+namespace {
+
+using std::string;
+using std::string_view;
+
+// ---------------------------------------------------------------------------------------------
+// Errors and scalar access
+
+int line_of(const YAML::Mark& mark) {
+  return mark.line >= 0 ? mark.line + 1 : 1;
+}
+
+const char* kind(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Map: return "a mapping";
+    case YAML::NodeType::Sequence: return "a list";
+    case YAML::NodeType::Scalar: return "a scalar";
+    default: return "no value";
+  }
+}
+
+bool is_env_name(string_view name) {
+  if (name.empty() || (name[0] >= '0' && name[0] <= '9')) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+struct Ctx {
+  const string& source;
+  const EnvLookup& env;
+
+  [[noreturn]] void fail(const YAML::Mark& mark, string_view path, string_view what) const {
+    throw ConfigError(source + ":" + std::to_string(line_of(mark)) + ": " + string(path) + ": " +
+                      string(what));
+  }
+
+  // The text of a scalar with every `${NAME}` replaced from the environment.
+  string scalar(const YAML::Node& n, const string& path, string_view expected) const {
+    if (!n.IsScalar()) fail(n.Mark(), path, "expected " + string(expected) + ", got " + kind(n));
+    const string& text = n.Scalar();
+    string out;
+    for (std::size_t i = 0;;) {
+      const auto open = text.find("${", i);
+      if (open == string::npos) return out.append(text, i, string::npos);
+      out.append(text, i, open - i);
+      const auto close = text.find('}', open + 2);
+      if (close == string::npos) fail(n.Mark(), path, "unterminated \"${\" (expected ${NAME})");
+      const string name = text.substr(open + 2, close - open - 2);
+      if (!is_env_name(name)) {
+        fail(n.Mark(), path, "invalid environment variable name \"" + name + "\" in ${...}");
+      }
+      const auto value = env ? env(name) : std::nullopt;
+      if (!value) fail(n.Mark(), path, "environment variable " + name + " is not set");
+      out += *value;
+      i = close + 1;
+    }
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Codecs: how one kind of value is read from YAML and written back.
+
+template <class V>
+struct Codec {
+  string type;  // for the reference, e.g. "duration > 0"
+  std::function<void(const Ctx&, const YAML::Node&, const string& path, V&)> decode;
+  std::function<YAML::Node(const V&)> encode;
+};
+
+YAML::Node flow(YAML::Node n) {
+  n.SetStyle(YAML::EmitterStyle::Flow);
+  return n;
+}
+
+// A string; `check` returns "" or what is wrong with it.
+Codec<string> text(string type, std::function<string(const string&)> check = {}) {
+  return {type,
+          [check](const Ctx& ctx, const YAML::Node& n, const string& path, string& out) {
+            string v = ctx.scalar(n, path, "a string");
+            if (check) {
+              if (const string err = check(v); !err.empty()) ctx.fail(n.Mark(), path, err);
+            }
+            out = std::move(v);
+          },
+          [](const string& v) { return YAML::Node(v); }};
+}
+
+Codec<string> nonempty() {
+  return text("string", [](const string& v) { return v.empty() ? "must not be empty" : ""; });
+}
+
+Codec<string> secret() {
+  auto c = text("string");
+  c.encode = [](const string& v) { return YAML::Node(v.empty() ? "" : "******"); };
+  return c;
+}
+
+string join(const std::vector<string>& items, string_view sep = ", ") {
+  string out;
+  for (const auto& s : items) out += (out.empty() ? "" : string(sep)) + s;
+  return out;
+}
+
+Codec<string> one_of(std::vector<string> allowed) {
+  const string list = join(allowed);
+  return text("one of " + list, [allowed, list](const string& v) -> string {
+    if (std::find(allowed.begin(), allowed.end(), v) != allowed.end()) return "";
+    return "unknown value \"" + v + "\" (expected one of " + list + ")";
+  });
+}
+
+Codec<string> pipeline_name() {
+  return text("name", [](const string& v) -> string {
+    const bool ok = !v.empty() && v.size() <= 64 && std::all_of(v.begin(), v.end(), [](char c) {
+      return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+             c == '_' || c == '-';
+    });
+    return ok ? ""
+              : "invalid name \"" + v + "\" (expected 1 to 64 characters from A-Z a-z 0-9 _ -)";
+  });
+}
+
+Codec<Millis> duration() {
+  return {"duration > 0",
+          [](const Ctx& ctx, const YAML::Node& n, const string& path, Millis& out) {
+            const string v = ctx.scalar(n, path, "a duration");
+            Millis d{};
+            try {
+              d = parse_duration(v);
+            } catch (const std::invalid_argument& e) {
+              ctx.fail(n.Mark(), path, e.what());
+            }
+            if (d.count() <= 0) ctx.fail(n.Mark(), path, "must be greater than 0");
+            out = d;
+          },
+          [](const Millis& d) { return YAML::Node(format_duration(d)); }};
+}
+
+template <class V>
+Codec<V> integer(std::int64_t lo, std::int64_t hi) {
+  const string range = hi == std::numeric_limits<std::int64_t>::max()
+                           ? ">= " + std::to_string(lo)
+                           : std::to_string(lo) + ".." + std::to_string(hi);
+  return {"integer " + range,
+          [lo, hi, range](const Ctx& ctx, const YAML::Node& n, const string& path, V& out) {
+            const string v = ctx.scalar(n, path, "an integer");
+            std::int64_t i = 0;
+            const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), i);
+            if (ec == std::errc::invalid_argument || end != v.data() + v.size()) {
+              ctx.fail(n.Mark(), path, "expected an integer, got \"" + v + "\"");
+            }
+            if (ec == std::errc::result_out_of_range || i < lo || i > hi) {
+              ctx.fail(n.Mark(), path, "out of range: " + v + " (expected " + range + ")");
+            }
+            out = static_cast<V>(i);
+          },
+          [](const V& v) { return YAML::Node(v); }};
+}
+
+// "host:port" or "[v6]:port"; throws std::invalid_argument.
+Endpoint parse_endpoint(string_view t, unsigned min_port) {
+  const auto bad = [&](const string& why) {
+    return std::invalid_argument("invalid address \"" + string(t) + "\": " + why);
+  };
+  string_view host, port;
+  if (!t.empty() && t.front() == '[') {
+    const auto close = t.find(']');
+    if (close == string_view::npos) throw bad("missing ']' after the IPv6 address");
+    host = t.substr(1, close - 1);
+    if (close + 1 >= t.size() || t[close + 1] != ':') throw bad("expected [IPv6]:port");
+    port = t.substr(close + 2);
+    std::array<unsigned char, 16> buf{};
+    if (inet_pton(AF_INET6, string(host).c_str(), buf.data()) != 1) {
+      throw bad("not an IPv6 address inside [ ]");
+    }
+  } else {
+    const auto colon = t.rfind(':');
+    if (colon == string_view::npos) throw bad("expected host:port");
+    host = t.substr(0, colon);
+    port = t.substr(colon + 1);
+    if (host.find(':') != string_view::npos) {
+      throw bad("IPv6 addresses must be in brackets, e.g. [::1]:9000");
+    }
+    if (host.empty()) throw bad("missing host");
+    const bool ok = std::all_of(host.begin(), host.end(), [](char c) {
+      return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+             c == '.' || c == '-' || c == '_';
+    });
+    if (!ok) throw bad("invalid host name");
+  }
+  unsigned value = 0;
+  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (port.empty() || ec != std::errc{} || end != port.data() + port.size()) {
+    throw bad("port must be a number");
+  }
+  if (value < min_port || value > 65535) {
+    throw bad("port out of range (expected " + std::to_string(min_port) + "..65535)");
+  }
+  return Endpoint{string(host), static_cast<std::uint16_t>(value)};
+}
+
+Codec<Endpoint> endpoint(unsigned min_port) {
+  return {"host:port",
+          [min_port](const Ctx& ctx, const YAML::Node& n, const string& path, Endpoint& out) {
+            const string v = ctx.scalar(n, path, "host:port");
+            try {
+              out = parse_endpoint(v, min_port);
+            } catch (const std::invalid_argument& e) {
+              ctx.fail(n.Mark(), path, e.what());
+            }
+          },
+          [](const Endpoint& e) { return YAML::Node(e.to_string()); }};
+}
+
+// http://host[:port][/prefix] into scheme, endpoint and path_prefix. Messages never repeat the
+// URL: it may carry credentials.
+void parse_url(const string& url, InfluxSinkConfig& out) {
+  const auto sep = url.find("://");
+  if (sep == string::npos) throw std::invalid_argument("expected http://host[:port][/path]");
+  string scheme = url.substr(0, sep);
+  std::transform(scheme.begin(), scheme.end(), scheme.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (scheme == "https") throw std::invalid_argument("TLS is not supported yet; use http://");
+  if (scheme != "http") {
+    throw std::invalid_argument("unsupported scheme \"" + scheme + "\"; use http://");
+  }
+  const string rest = url.substr(sep + 3);
+  const auto slash = rest.find('/');
+  const string authority = rest.substr(0, slash);
+  string path = slash == string::npos ? "" : rest.substr(slash);
+  if (authority.find('@') != string::npos) {
+    throw std::invalid_argument(
+        "credentials in the URL are not allowed; use the username and password keys");
+  }
+  if (rest.find_first_of("?#") != string::npos) {
+    throw std::invalid_argument("query strings and fragments are not allowed in the URL");
+  }
+  if (authority.empty()) throw std::invalid_argument("missing host in the URL");
+  if (std::any_of(path.begin(), path.end(),
+                  [](unsigned char c) { return c <= ' ' || c == 0x7f; })) {
+    throw std::invalid_argument("the URL path must not contain spaces or control characters");
+  }
+  const bool has_port = authority.back() != ']' && authority.find(':') != string::npos;
+  Endpoint ep;
+  try {
+    ep = parse_endpoint(has_port ? authority : authority + ":8086", 1);
+  } catch (const std::invalid_argument& e) {
+    // Drop the quoted text (`invalid address "...": why`) but keep the reason.
+    const string what = e.what();
+    throw std::invalid_argument("invalid host or port in the URL: " +
+                                what.substr(what.find("\": ") + 3));
+  }
+  while (!path.empty() && path.back() == '/') path.pop_back();
+  out.scheme = scheme;
+  out.endpoint = ep;
+  out.path_prefix = path;
+}
+
+Codec<InfluxSinkConfig> url() {
+  return {"URL",
+          [](const Ctx& ctx, const YAML::Node& n, const string& path, InfluxSinkConfig& out) {
+            const string v = ctx.scalar(n, path, "a URL");
+            try {
+              parse_url(v, out);
+            } catch (const std::invalid_argument& e) {
+              ctx.fail(n.Mark(), path, e.what());
+            }
+          },
+          [](const InfluxSinkConfig& s) {
+            return YAML::Node(s.scheme + "://" + s.endpoint.to_string() + s.path_prefix);
+          }};
+}
+
+constexpr std::array kAggregates{Aggregate::sum, Aggregate::count, Aggregate::min, Aggregate::max,
+                                 Aggregate::mean};
+
+Codec<std::vector<Aggregate>> aggregates() {
+  return {"list of sum, count, min, max, mean",
+          [](const Ctx& ctx, const YAML::Node& n, const string& path, std::vector<Aggregate>& out) {
+            if (!n.IsSequence())
+              ctx.fail(n.Mark(), path, string("expected a list, got ") + kind(n));
+            if (n.size() == 0) ctx.fail(n.Mark(), path, "at least one aggregate is required");
+            std::vector<Aggregate> result;
+            std::size_t index = 0;
+            for (const auto& item : n) {
+              const string item_path = path + "[" + std::to_string(index++) + "]";
+              const YAML::Node& at = item.IsNull() ? n : item;  // a null item's mark is unreliable
+              if (item.IsNull())
+                ctx.fail(at.Mark(), item_path, "expected an aggregate, got no value");
+              const string v = ctx.scalar(item, item_path, "an aggregate");
+              const auto it = std::find_if(kAggregates.begin(), kAggregates.end(),
+                                           [&](Aggregate a) { return v == to_string(a); });
+              if (it == kAggregates.end()) {
+                ctx.fail(
+                    item.Mark(), item_path,
+                    "unknown aggregate \"" + v + "\" (expected one of sum, count, min, max, mean)");
+              }
+              if (std::find(result.begin(), result.end(), *it) != result.end()) {
+                ctx.fail(item.Mark(), item_path, "duplicate aggregate \"" + v + "\"");
+              }
+              result.push_back(*it);
+            }
+            out = std::move(result);
+          },
+          [](const std::vector<Aggregate>& v) {
+            YAML::Node n(YAML::NodeType::Sequence);
+            for (Aggregate a : v) n.push_back(to_string(a));
+            return flow(n);
+          }};
+}
+
+using Tags = std::map<string, string>;
+
+Codec<Tags> tags() {
+  return {"map of string to string",
+          [](const Ctx& ctx, const YAML::Node& n, const string& path, Tags& out) {
+            if (!n.IsMap()) ctx.fail(n.Mark(), path, string("expected a mapping, got ") + kind(n));
+            Tags result;
+            for (const auto& kv : n) {
+              if (!kv.first.IsScalar() || kv.first.Scalar().empty()) {
+                ctx.fail(kv.first.Mark(), path, "tag names must be non-empty strings");
+              }
+              const string key_path = path + "." + kv.first.Scalar();
+              if (result.count(kv.first.Scalar()))
+                ctx.fail(kv.first.Mark(), key_path, "duplicate tag");
+              const YAML::Node& at = kv.second.IsNull() ? kv.first : kv.second;
+              if (kv.second.IsNull())
+                ctx.fail(at.Mark(), key_path, "expected a string, got no value");
+              string v = ctx.scalar(kv.second, key_path, "a string");
+              if (v.empty()) ctx.fail(at.Mark(), key_path, "tag values must not be empty");
+              result.emplace(kv.first.Scalar(), std::move(v));
+            }
+            out = std::move(result);
+          },
+          [](const Tags& t) {
+            YAML::Node n(YAML::NodeType::Map);
+            for (const auto& [k, v] : t) n[k] = v;
+            return flow(n);
+          }};
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tables
+
+template <class T>
+struct Key {
+  string path;  // full dotted path; pipeline keys start with "pipelines[]."
+  string type;
+  string doc;
+  bool required;
+  std::function<void(const Ctx&, const YAML::Node&, const string& path, T&)> parse;
+  std::function<YAML::Node(const T&)> emit;
+};
+
+constexpr bool kRequired = true;
+
+// One row: `access` is a generic lambda returning the field, so it serves both parse and emit.
+template <class T, class V, class Access>
+Key<T> key(string path, Codec<V> codec, Access access, string doc, bool is_required = false) {
+  return Key<T>{
+      std::move(path),
+      codec.type,
+      std::move(doc),
+      is_required,
+      [decode = codec.decode, access](const Ctx& ctx, const YAML::Node& n, const string& p, T& t) {
+        decode(ctx, n, p, access(t));
+      },
+      [encode = codec.encode, access](const T& t) { return encode(access(t)); }};
+}
+
+#define FIELD(member)    \
+  [](auto& c) -> auto& { \
+    return c.member;     \
+  }
+
+const std::vector<Key<PipelineConfig>>& pipeline_keys() {
+  using P = PipelineConfig;
+  static const std::vector<Key<P>> keys{
+      key<P>("pipelines[].name", pipeline_name(), FIELD(name),
+             "Unique pipeline name: 1 to 64 characters from A-Z a-z 0-9 _ -.", kRequired),
+      key<P>("pipelines[].source.tcp.listen", endpoint(0), FIELD(listen),
+             "Address to accept newline-separated integers on; port 0 picks a free port."),
+      key<P>("pipelines[].source.tcp.max_line_bytes", integer<std::size_t>(1, 1 << 20),
+             FIELD(max_line_bytes), "Longest accepted input line, in bytes."),
+      key<P>("pipelines[].window.size", duration(), FIELD(window_size),
+             "Length of each tumbling window."),
+      key<P>("pipelines[].window.aggregates", aggregates(), FIELD(aggregates),
+             "Values computed per window; non-empty, no repeats."),
+      key<P>("pipelines[].point.measurement", nonempty(), FIELD(measurement),
+             "InfluxDB measurement of the points written."),
+      key<P>(
+          "pipelines[].point.tags", tags(), FIELD(tags),
+          "Tags on every point; the default applies only when the key is absent, `{}` means none."),
+      key<P>("pipelines[].sink.influxdb.url", url(), FIELD(influx),
+             "http://host[:port][/path-prefix]; port defaults to 8086. No https, no user:pass@."),
+      key<P>("pipelines[].sink.influxdb.database", nonempty(), FIELD(influx.database),
+             "InfluxDB database written to."),
+      key<P>("pipelines[].sink.influxdb.retention_policy", text("string"),
+             FIELD(influx.retention_policy),
+             "Retention policy; `\"\"` uses the database's default."),
+      key<P>("pipelines[].sink.influxdb.username", text("string"), FIELD(influx.username),
+             "User for HTTP basic authentication; `\"\"` for none."),
+      key<P>("pipelines[].sink.influxdb.password", secret(), FIELD(influx.password),
+             "Password for the user, e.g. `${INFLUX_PASSWORD}`; masked when printed."),
+      key<P>("pipelines[].sink.influxdb.batch_size", integer<std::size_t>(1, 1'000'000),
+             FIELD(influx.batch_size), "Most points sent in one write request."),
+      key<P>("pipelines[].sink.influxdb.batch_interval", duration(), FIELD(influx.batch_interval),
+             "Longest a point waits for its batch to fill before it is sent."),
+      key<P>("pipelines[].sink.influxdb.request_timeout", duration(), FIELD(influx.request_timeout),
+             "Time limit on one write request."),
+      key<P>("pipelines[].sink.influxdb.retry.initial_backoff", duration(),
+             FIELD(influx.retry.initial_backoff),
+             "Delay before the first retry of a failed write."),
+      key<P>("pipelines[].sink.influxdb.retry.max_backoff", duration(),
+             FIELD(influx.retry.max_backoff), "Longest delay between retries; >= initial_backoff."),
+      key<P>("pipelines[].sink.influxdb.retry.max_retries",
+             integer<std::int64_t>(-1, std::numeric_limits<std::int64_t>::max()),
+             FIELD(influx.retry.max_retries), "Retries of a failed write; -1 retries forever."),
+  };
+  return keys;
+}
+
+Codec<std::vector<PipelineConfig>> pipelines();
+
+const std::vector<Key<Config>>& top_keys() {
+  static const std::vector<Key<Config>> keys{
+      key<Config>("log.level", one_of({"trace", "debug", "info", "warn", "error"}),
+                  FIELD(log_level), "Least severe log messages written."),
+      key<Config>("state.dir", nonempty(), FIELD(state_dir),
+                  "Directory holding the checkpoint store."),
+      key<Config>("state.checkpoint_interval", duration(), FIELD(checkpoint_interval),
+                  "How often window state is checkpointed."),
+      key<Config>("shutdown_timeout", duration(), FIELD(shutdown_timeout),
+                  "Bound on the final flush at SIGTERM."),
+      key<Config>("pipelines", pipelines(), FIELD(pipelines),
+                  "The pipelines, at least one; their keys follow.", kRequired),
+  };
+  return keys;
+}
+
+#undef FIELD
+
+// ---------------------------------------------------------------------------------------------
+// The walk
+
+using Marks = std::map<string, YAML::Mark>;  // table path -> where its value was written
+
+template <class T>
+bool is_prefix_of_a_key(const std::vector<Key<T>>& table, const string& prefix) {
+  return std::any_of(table.begin(), table.end(), [&](const Key<T>& k) {
+    return k.path.compare(0, prefix.size(), prefix) == 0;
+  });
+}
+
+// The keys allowed directly under table path `prefix` ("" or ending in '.').
+template <class T>
+string children(const std::vector<Key<T>>& table, const string& prefix) {
+  std::vector<string> names;
+  for (const auto& k : table) {
+    if (k.path.compare(0, prefix.size(), prefix) != 0) continue;
+    string name = k.path.substr(prefix.size());
+    name = name.substr(0, name.find('.'));
+    if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+  }
+  return join(names);
+}
+
+// Applies the mapping `map`, found at table path `tprefix` and concrete path `cprefix`, to
+// `target`, recording where each key's value was found in `marks`.
+template <class T>
+void walk(const Ctx& ctx, const YAML::Node& map, const std::vector<Key<T>>& table,
+          const string& tprefix, const string& cprefix, T& target, Marks& marks) {
+  std::map<string, int> lines;  // key -> 1-based line, for duplicates
+  for (const auto& kv : map) {
+    const YAML::Node& k = kv.first;
+    const YAML::Node& v = kv.second;
+    const string where = cprefix.empty() ? "(top level)" : cprefix.substr(0, cprefix.size() - 1);
+    if (!k.IsScalar()) ctx.fail(k.Mark(), where, "keys must be strings");
+    const string tpath = tprefix + k.Scalar();
+    const string cpath = cprefix + k.Scalar();
+    if (const auto [it, fresh] = lines.emplace(k.Scalar(), line_of(k.Mark())); !fresh) {
+      ctx.fail(k.Mark(), cpath, "duplicate key (first on line " + std::to_string(it->second) + ")");
+    }
+    // A dotted key ("sink.influxdb") must not reach a row or prefix: one segment per level.
+    const bool dotted = k.Scalar().find('.') != string::npos;
+    const auto row = dotted ? table.end()
+                            : std::find_if(table.begin(), table.end(),
+                                           [&](const Key<T>& r) { return r.path == tpath; });
+    if (row != table.end()) {
+      // A null value's own mark points past it, at the next token: use the key's.
+      if (v.IsNull()) ctx.fail(k.Mark(), cpath, "missing value (expected " + row->type + ")");
+      marks[tpath] = v.Mark();
+      row->parse(ctx, v, cpath, target);
+    } else if (!dotted && is_prefix_of_a_key(table, tpath + ".")) {
+      if (v.IsNull()) continue;  // `log:` with nothing under it
+      if (!v.IsMap()) ctx.fail(v.Mark(), cpath, string("expected a mapping, got ") + kind(v));
+      walk(ctx, v, table, tpath + ".", cpath + ".", target, marks);
+    } else {
+      ctx.fail(k.Mark(), cpath, "unknown key (expected one of: " + children(table, tprefix) + ")");
+    }
+  }
+}
+
+// `walk` over a whole scope (the file, or one pipeline), then the check for required keys.
+template <class T>
+void apply_scope(const Ctx& ctx, const YAML::Node& map, const std::vector<Key<T>>& table,
+                 const string& tprefix, const string& cprefix, T& target, Marks& marks) {
+  walk(ctx, map, table, tprefix, cprefix, target, marks);
+  for (const auto& row : table) {
+    if (row.required && !marks.count(row.path)) {
+      ctx.fail(map.Mark(), cprefix + row.path.substr(tprefix.size()), "required key is missing");
+    }
+  }
+}
+
+template <class T>
+YAML::Node emit_scope(const std::vector<Key<T>>& table, const string& tprefix, const T& value) {
+  YAML::Node root(YAML::NodeType::Map);
+  for (const auto& row : table) {
+    YAML::Node cur = root;
+    string rest = row.path.substr(tprefix.size());
+    for (auto dot = rest.find('.'); dot != string::npos; dot = rest.find('.')) {
+      cur.reset(cur[rest.substr(0, dot)]);
+      rest.erase(0, dot + 1);
+    }
+    cur[rest] = row.emit(value);
+  }
+  return root;
+}
+
+bool same_host(const string& a, const string& b) {
+  std::array<unsigned char, 16> x{}, y{};
+  if (inet_pton(AF_INET6, a.c_str(), x.data()) == 1 &&
+      inet_pton(AF_INET6, b.c_str(), y.data()) == 1) {
+    return x == y;
+  }
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char p, char q) {
+           return std::tolower(static_cast<unsigned char>(p)) ==
+                  std::tolower(static_cast<unsigned char>(q));
+         });
+}
+
+// Would binding both fail? Port 0 never collides; "::" overlaps everything (dual stack) and
+// "0.0.0.0" everything but IPv6 literals.
+bool listen_overlaps(const Endpoint& a, const Endpoint& b) {
+  if (a.port == 0 || a.port != b.port) return false;
+  if (same_host(a.host, b.host)) return true;
+  const auto wildcard_over = [](const string& wild, const string& other) {
+    return same_host(wild, "::") || (wild == "0.0.0.0" && other.find(':') == string::npos);
+  };
+  return wildcard_over(a.host, b.host) || wildcard_over(b.host, a.host);
+}
+
+Codec<std::vector<PipelineConfig>> pipelines() {
+  return {"list of pipelines",
+          [](const Ctx& ctx, const YAML::Node& n, const string& path,
+             std::vector<PipelineConfig>& out) {
+            if (!n.IsSequence())
+              ctx.fail(n.Mark(), path, string("expected a list, got ") + kind(n));
+            if (n.size() == 0) ctx.fail(n.Mark(), path, "at least one pipeline is required");
+            std::vector<PipelineConfig> result;
+            std::vector<Marks> all_marks;
+            for (const auto& item : n) {
+              const string ip = path + "[" + std::to_string(result.size()) + "]";
+              const YAML::Node& at = item.IsNull() ? n : item;  // a null item's mark is unreliable
+              if (!item.IsMap())
+                ctx.fail(at.Mark(), ip, string("expected a mapping, got ") + kind(item));
+              PipelineConfig p;
+              Marks marks;
+              apply_scope(ctx, item, pipeline_keys(), "pipelines[].", ip + ".", p, marks);
+              const auto mark = [&](const string& rel) {
+                const auto it = marks.find("pipelines[]." + rel);
+                return it != marks.end() ? it->second : item.Mark();
+              };
+              const auto& retry = p.influx.retry;
+              if (retry.max_backoff < retry.initial_backoff) {
+                const string k = marks.count("pipelines[].sink.influxdb.retry.max_backoff")
+                                     ? "sink.influxdb.retry.max_backoff"
+                                     : "sink.influxdb.retry.initial_backoff";
+                ctx.fail(mark(k), ip + "." + k,
+                         "max_backoff (" + format_duration(retry.max_backoff) +
+                             ") must not be less than initial_backoff (" +
+                             format_duration(retry.initial_backoff) + ")");
+              }
+              for (std::size_t j = 0; j < result.size(); ++j) {
+                const auto other = [&](const string& rel) {
+                  const auto it = all_marks[j].find("pipelines[]." + rel);
+                  const int line = line_of(it != all_marks[j].end() ? it->second : n[j].Mark());
+                  return "pipelines[" + std::to_string(j) + "] on line " + std::to_string(line);
+                };
+                if (result[j].name == p.name) {
+                  ctx.fail(
+                      mark("name"), ip + ".name",
+                      "duplicate pipeline name \"" + p.name + "\" (also " + other("name") + ")");
+                }
+                if (listen_overlaps(result[j].listen, p.listen)) {
+                  const string k = "source.tcp.listen";
+                  const auto shown = [&k](const Endpoint& e, const Marks& m) {
+                    return e.to_string() + (m.count("pipelines[]." + k) ? "" : " (the default)");
+                  };
+                  ctx.fail(mark(k), ip + "." + k,
+                           "listen address " + shown(p.listen, marks) + " collides with " +
+                               shown(result[j].listen, all_marks[j]) + " of " + other(k));
+                }
+              }
+              result.push_back(std::move(p));
+              all_marks.push_back(std::move(marks));
+            }
+            out = std::move(result);
+          },
+          [](const std::vector<PipelineConfig>& ps) {
+            YAML::Node n(YAML::NodeType::Sequence);
+            for (const auto& p : ps) {
+              n.push_back(emit_scope(pipeline_keys(), "pipelines[].", p));
+            }
+            return n;
+          }};
+}
+
+template <class T>
+void reference_rows(string& out, const std::vector<Key<T>>& table, const T& defaults) {
+  const auto cell = [](const string& s) {
+    string r;
+    for (char c : s) r += c == '|' ? string("\\|") : string(1, c);
+    return r;
+  };
+  for (const auto& row : table) {
+    string def = "required";
+    if (!row.required) {
+      const YAML::Node n = row.emit(defaults);
+      if (n.IsScalar()) {
+        def = n.Scalar().empty() ? "\"\"" : n.Scalar();
+      } else {
+        YAML::Emitter e;
+        e << n;
+        def = e.c_str();
+      }
+      def = "`" + def + "`";
+    }
+    out += "| `" + row.path + "` | " + cell(row.type) + " | " + cell(def) + " | " + cell(row.doc) +
+           " |\n";
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Public interface
+
+std::string Endpoint::to_string() const {
+  const bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+const char* to_string(Aggregate a) {
+  switch (a) {
+    case Aggregate::sum: return "sum";
+    case Aggregate::count: return "count";
+    case Aggregate::min: return "min";
+    case Aggregate::max: return "max";
+    case Aggregate::mean: return "mean";
+  }
+  return "?";
+}
+
+EnvLookup process_environment() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    if (const char* v = std::getenv(name.c_str())) return std::string(v);
+    return std::nullopt;
+  };
+}
+
+Millis parse_duration(const std::string& text) {
+  const auto bad = [&](const std::string& why) {
+    return std::invalid_argument("invalid duration \"" + text + "\": " + why);
+  };
+  if (!text.empty() && text.front() == '-') throw bad("must not be negative");
+  std::size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  if (digits == 0) throw bad("expected a whole number and a unit, e.g. 250ms, 10s, 5m, 1h");
+  const std::string_view unit = std::string_view(text).substr(digits);
+  Millis::rep scale = 0;
+  if (unit == "ms")
+    scale = 1;
+  else if (unit == "s")
+    scale = 1000;
+  else if (unit == "m")
+    scale = 60'000;
+  else if (unit == "h")
+    scale = 3'600'000;
+  else if (unit.empty())
+    throw bad("missing unit (ms, s, m or h)");
+  else if (unit.front() == '.')
+    throw bad("expected a whole number, e.g. 1500ms rather than 1.5s");
+  else
+    throw bad("unknown unit (expected ms, s, m or h)");
+  Millis::rep n = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + digits, n);
+  if (ec != std::errc{} || n > std::numeric_limits<Millis::rep>::max() / scale) {
+    throw bad("too large");
+  }
+  return Millis(n * scale);
+}
+
+std::string format_duration(Millis d) {
+  const auto n = d.count();
+  if (n == 0) return "0s";
+  if (n % 3'600'000 == 0) return std::to_string(n / 3'600'000) + "h";
+  if (n % 60'000 == 0) return std::to_string(n / 60'000) + "m";
+  if (n % 1000 == 0) return std::to_string(n / 1000) + "s";
+  return std::to_string(n) + "ms";
+}
+
+Config parse(const std::string& yaml_text, const std::string& source_name, const EnvLookup& env) {
+  try {
+    const Ctx ctx{source_name, env};
+    const std::vector<YAML::Node> docs = YAML::LoadAll(yaml_text);
+    if (docs.empty() || (docs.size() == 1 && docs[0].IsNull())) {
+      throw ConfigError(
+          source_name +
+          ":1: pipelines: the configuration is empty; at least one pipeline is required");
+    }
+    if (docs.size() > 1)
+      ctx.fail(docs[1].Mark(), "(document)", "only one YAML document is allowed");
+    const YAML::Node& root = docs[0];
+    if (!root.IsMap()) {
+      ctx.fail(root.Mark(), "(top level)", std::string("expected a mapping, got ") + kind(root));
+    }
+    Config config;
+    Marks marks;
+    apply_scope(ctx, root, top_keys(), "", "", config, marks);
+    return config;
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(source_name + ":" + std::to_string(line_of(e.mark)) +
+                      ": (syntax): invalid YAML: " + e.msg);
+  } catch (const std::exception& e) {
+    throw ConfigError(source_name + ": " + e.what());
+  } catch (...) {
+    throw ConfigError(source_name + ": unexpected error while reading the configuration");
+  }
+}
+
+Config load_file(const std::string& path, const EnvLookup& env) {
+  const auto fail = [&](int err) {
+    return ConfigError(path + ": cannot read: " + std::generic_category().message(err));
+  };
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) throw fail(errno);
+  std::string text;
+  char buf[8192];
+  constexpr std::size_t kLimit = 16u << 20;
+  std::size_t got = 0;
+  while ((got = std::fread(buf, 1, sizeof buf, f)) > 0 && text.size() <= kLimit) {
+    text.append(buf, got);
+  }
+  const int err = std::ferror(f) ? errno : 0;
+  std::fclose(f);
+  if (err != 0) throw fail(err);
+  if (text.size() > kLimit) throw ConfigError(path + ": cannot read: larger than 16 MiB");
+  return parse(text, path, env);
+}
+
+std::string to_yaml(const Config& config) {
+  YAML::Emitter out;
+  out << emit_scope(top_keys(), "", config);
+  return std::string(out.c_str()) + "\n";
+}
+
+std::string config_reference() {
+  std::string out = "| Key | Type | Default | Description |\n|---|---|---|---|\n";
+  reference_rows(out, top_keys(), Config{});
+  reference_rows(out, pipeline_keys(), PipelineConfig{});
+  return out;
+}
+
+}  // namespace tumbled::config

@@ -1,0 +1,101 @@
+// Daemon configuration: typed structs and the YAML loader that fills them.
+//
+// YAML stops here: the rest of the daemon sees only these structs, with std::chrono durations and
+// parsed endpoints. Every key is declared once in config.cpp's table (path, type, default, doc);
+// that table drives parsing, validation, defaults and the reference printed by
+// `config_reference()`. Loading throws ConfigError, whose message names the key and its 1-based
+// line, for anything wrong: unknown keys, bad types, bad durations, duplicate names or listen
+// addresses. Pure code: no I/O beyond reading the file, and the environment for `${VAR}`.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace tumbled::config {
+
+using Millis = std::chrono::milliseconds;
+
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// host:port, host may be a name or an IPv4/IPv6 literal ("[::1]:9000").
+struct Endpoint {
+  std::string host;
+  std::uint16_t port = 0;
+  std::string to_string() const;
+  bool operator==(const Endpoint&) const = default;
+};
+
+enum class Aggregate { sum, count, min, max, mean };
+const char* to_string(Aggregate a);
+
+struct RetryConfig {
+  Millis initial_backoff{100};
+  Millis max_backoff{30'000};
+  std::int64_t max_retries = -1;  // < 0: retry forever
+  bool operator==(const RetryConfig&) const = default;
+};
+
+struct InfluxSinkConfig {
+  std::string scheme = "http";  // only http for now
+  Endpoint endpoint{"127.0.0.1", 8086};
+  std::string path_prefix;  // e.g. "/influx" behind a proxy; "" by default
+  std::string database = "telemetry";
+  std::string retention_policy;  // "" = the database's default
+  std::string username;
+  std::string password;
+  std::size_t batch_size = 100;
+  Millis batch_interval{1000};
+  Millis request_timeout{5000};
+  RetryConfig retry;
+  bool operator==(const InfluxSinkConfig&) const = default;
+};
+
+struct PipelineConfig {
+  std::string name;
+  Endpoint listen{"127.0.0.1", 9000};
+  std::size_t max_line_bytes = 1024;
+  Millis window_size{10'000};
+  std::vector<Aggregate> aggregates{Aggregate::sum};
+  std::string measurement = "records";
+  std::map<std::string, std::string> tags{{"window", "10-sec"}};
+  InfluxSinkConfig influx;
+  bool operator==(const PipelineConfig&) const = default;
+};
+
+struct Config {
+  std::string log_level = "info";  // trace|debug|info|warn|error
+  std::string state_dir = "./var/tumbled";
+  Millis checkpoint_interval{1000};
+  Millis shutdown_timeout{5000};  // bound on the final flush at SIGTERM
+  std::vector<PipelineConfig> pipelines;
+  bool operator==(const Config&) const = default;
+};
+
+// Reads `${NAME}` from the environment; returns nullopt when unset.
+using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
+EnvLookup process_environment();
+
+// Parse YAML text. `source_name` prefixes messages ("tumbled.yaml:12: ...").
+Config parse(const std::string& yaml_text, const std::string& source_name,
+             const EnvLookup& env = process_environment());
+// Read and parse a file; unreadable files raise ConfigError too.
+Config load_file(const std::string& path, const EnvLookup& env = process_environment());
+
+// "250ms", "10s", "5m", "1h" -> milliseconds; throws std::invalid_argument otherwise.
+Millis parse_duration(const std::string& text);
+std::string format_duration(Millis d);
+
+// The effective configuration as YAML, with passwords masked.
+std::string to_yaml(const Config& config);
+// A Markdown table of every key: path, type, default, description.
+std::string config_reference();
+
+}  // namespace tumbled::config

@@ -1,0 +1,201 @@
+#include "pipeline/pipeline.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "sink/line_protocol.hpp"
+
+namespace tumbled::pipeline {
+
+namespace asio = boost::asio;
+using std::chrono::milliseconds;
+
+namespace {
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+constexpr sink::TimeMs kRejectionReportEveryMs = 10'000;
+}  // namespace
+
+Pipeline::Pipeline(asio::io_context& io, const config::PipelineConfig& settings,
+                   milliseconds checkpoint_interval, store::CheckpointStore& store, Loggers loggers,
+                   sink::Clock clock)
+    : io_(io),
+      settings_(settings),
+      checkpoint_interval_(checkpoint_interval),
+      store_(store),
+      log_(std::move(loggers)),
+      clock_(std::move(clock)),
+      windows_(settings.window_size.count()),
+      source_(
+          io.get_executor(), settings.listen, settings.max_line_bytes,
+          [this](std::span<const std::int64_t> values) { accept_values(values); }, log_.tcp),
+      writer_(
+          io.get_executor(), settings.influx, queue_,
+          [this](const sink::PointQueue::Batch& batch, const std::string& error) {
+            return store_dead_letter(batch, error);
+          },
+          log_.influx, clock_),
+      window_timer_(io),
+      checkpoint_timer_(io) {}
+
+void Pipeline::start() {
+  auto restored = store_.load(settings_.name);
+  for (const auto& [start, totals] : restored.open_windows) windows_.restore(start, totals);
+  for (auto& point : restored.points) queue_.restore(point.seq, std::move(point.line));
+  saved_below_ = queue_.next_seq();
+  if (!restored.open_windows.empty() || !restored.points.empty()) {
+    log_.store->info("pipeline {}: restored {} open windows and {} unsent points", settings_.name,
+                     restored.open_windows.size(), restored.points.size());
+  }
+  source_.listen();
+  spawn(source_.run(), "TCP source");
+  spawn(window_clock(), "window clock");
+  spawn(checkpoint_loop(), "checkpoint loop");
+  spawn(writer_.run(), "InfluxDB writer");
+}
+
+void Pipeline::spawn(asio::awaitable<void> task, const char* what) {
+  asio::co_spawn(io_, std::move(task),
+                 [log = log_.window, what, name = settings_.name](std::exception_ptr error) {
+                   if (!error) return;
+                   try {
+                     std::rethrow_exception(error);
+                   } catch (const std::exception& e) {
+                     log->critical("pipeline {}: {} failed: {}", name, what, e.what());
+                   }
+                 });
+}
+
+void Pipeline::accept_values(std::span<const std::int64_t> values) {
+  // One clock read per chunk: all values of one read belong to the window of that moment.
+  auto& totals = windows_.accumulator_at(clock_());
+  for (const std::int64_t v : values) totals.add(v);
+}
+
+void Pipeline::close_windows() {
+  const auto closed = windows_.close_due(clock_());
+  if (closed.empty()) return;
+  const sink::TimeMs now = clock_();
+  for (const auto& window : closed) {
+    bool saturated = false;
+    const auto fields = window::window_fields(window.totals, settings_.aggregates, saturated);
+    std::string line;
+    sink::append_point(line, settings_.measurement, settings_.tags, fields, window.end);
+    queue_.push(std::move(line), now);
+    ++counters_.windows_emitted;
+    if (saturated) {
+      ++counters_.sums_saturated;
+      log_.window->warn(
+          "pipeline {}: the sum of window ending {} is outside int64; written "
+          "clamped with sum_saturated=true",
+          settings_.name, window.end);
+    }
+    log_.window->debug("pipeline {}: window [{}, {}) closed with {} values", settings_.name,
+                       window.start, window.end, window.totals.count);
+  }
+  // Make the new points durable before InfluxDB may see them (see point_queue.hpp).
+  checkpoint();
+}
+
+void Pipeline::checkpoint() {
+  const auto error =
+      store_.save(settings_.name, {windows_.open_windows(), queue_.points(), saved_below_});
+  if (error) {
+    ++counters_.checkpoint_failures;
+    if (*error != last_checkpoint_error_) {
+      log_.store->error(
+          "pipeline {}: checkpoint failed: {}; new points are held back until a "
+          "checkpoint succeeds",
+          settings_.name, *error);
+      last_checkpoint_error_ = *error;
+    }
+    return;
+  }
+  if (!last_checkpoint_error_.empty()) {
+    log_.store->info("pipeline {}: checkpoints succeed again", settings_.name);
+    last_checkpoint_error_.clear();
+  }
+  ++counters_.checkpoints;
+  const bool new_points = queue_.next_seq() > saved_below_;
+  saved_below_ = queue_.next_seq();
+  queue_.mark_durable_through(saved_below_ - 1);
+  if (new_points) writer_.wake();
+}
+
+bool Pipeline::store_dead_letter(const sink::PointQueue::Batch& batch, const std::string& error) {
+  store::DeadLetter letter{settings_.name, batch.last_seq + 1 - batch.points, clock_(), error,
+                           batch.body};
+  if (const auto failure = store_.add_dead_letter(letter)) {
+    log_.store->error("pipeline {}: cannot store dead letter: {}", settings_.name, *failure);
+    return false;
+  }
+  return true;
+}
+
+asio::awaitable<void> Pipeline::window_clock() {
+  while (!stopping_) {
+    close_windows();
+    // Sleep until the next window boundary; a timer that fires early just loops once more.
+    const sink::TimeMs now = clock_();
+    const sink::TimeMs next_boundary = windows_.start_of(now) + windows_.size();
+    window_timer_.expires_after(milliseconds(next_boundary - now));
+    co_await window_timer_.async_wait(use_tuple);
+  }
+}
+
+asio::awaitable<void> Pipeline::checkpoint_loop() {
+  while (!stopping_) {
+    checkpoint_timer_.expires_after(checkpoint_interval_);
+    co_await checkpoint_timer_.async_wait(use_tuple);
+    if (stopping_) break;
+    checkpoint();
+    report_rejections();
+  }
+}
+
+void Pipeline::report_rejections() {
+  const auto& lines = source_.counters().lines;
+  const sink::TimeMs now = clock_();
+  if (lines.rejected() == reported_rejections_ ||
+      now - last_rejection_report_ < kRejectionReportEveryMs) {
+    return;
+  }
+  log_.tcp->warn(
+      "pipeline {}: {} lines rejected so far ({} not integers, {} out of int64 range, "
+      "{} longer than max_line_bytes)",
+      settings_.name, lines.rejected(), lines.not_integer, lines.out_of_range, lines.too_long);
+  reported_rejections_ = lines.rejected();
+  last_rejection_report_ = now;
+}
+
+asio::awaitable<void> Pipeline::shutdown(milliseconds flush_timeout) {
+  stopping_ = true;
+  source_.stop();
+  window_timer_.cancel();
+  checkpoint_timer_.cancel();
+  close_windows();  // windows whose end has passed are due now; open ones stay in the store
+  checkpoint();
+
+  writer_.flush_all();
+  const auto deadline = std::chrono::steady_clock::now() + flush_timeout;
+  asio::steady_timer poll(io_);
+  while (queue_.sendable() > 0 && std::chrono::steady_clock::now() < deadline) {
+    poll.expires_after(milliseconds(10));
+    co_await poll.async_wait(use_tuple);
+  }
+  writer_.stop();
+  checkpoint();
+
+  const auto& lines = source_.counters().lines;
+  const auto& sink = writer_.counters();
+  log_.window->info(
+      "pipeline {} stopped: {} values accepted, {} lines rejected, {} windows "
+      "emitted, {} points written, {} dead-lettered, {} still waiting (kept for the "
+      "next start)",
+      settings_.name, lines.accepted, lines.rejected(), counters_.windows_emitted,
+      sink.points_written, sink.points_dead_lettered, queue_.size());
+}
+
+}  // namespace tumbled::pipeline

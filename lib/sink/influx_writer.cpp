@@ -1,0 +1,241 @@
+#include "sink/influx_writer.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/detail/base64.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+
+namespace tumbled::sink {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using asio::ip::tcp;
+
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+constexpr TimeMs kReminderEveryMs = 30'000;
+
+std::string url_encode(const std::string& text) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(hex[c >> 4]);
+      out.push_back(hex[c & 15]);
+    }
+  }
+  return out;
+}
+
+std::string basic_authorization(const std::string& user, const std::string& password) {
+  if (user.empty() && password.empty()) return {};
+  const std::string plain = user + ":" + password;
+  std::string encoded(beast::detail::base64::encoded_size(plain.size()), '\0');
+  encoded.resize(beast::detail::base64::encode(encoded.data(), plain.data(), plain.size()));
+  return "Basic " + encoded;
+}
+
+std::string describe(const WriteResult& result) {
+  if (result.status == 0) return result.error;
+  std::string text = "HTTP " + std::to_string(result.status);
+  if (!result.error.empty()) text += ": " + result.error;
+  return text;
+}
+
+// What an operator should check when InfluxDB refuses a batch for good.
+const char* hint_for(int status) {
+  switch (status) {
+    case 401:
+    case 403: return "check sink.influxdb.username and password";
+    case 404: return "check that sink.influxdb.database exists (CREATE DATABASE) and the URL";
+    case 400: return "InfluxDB could not store these points (e.g. a field type conflict)";
+    case 413: return "raise InfluxDB's max-body-size or lower sink.influxdb.batch_size";
+    default: return "InfluxDB will not accept this batch as it is";
+  }
+}
+
+}  // namespace
+
+std::string write_target(const config::InfluxSinkConfig& settings) {
+  std::string target = settings.path_prefix + "/write?db=" + url_encode(settings.database);
+  if (!settings.retention_policy.empty()) target += "&rp=" + url_encode(settings.retention_policy);
+  return target + "&precision=ms";
+}
+
+InfluxClient::InfluxClient(asio::any_io_executor executor, const config::InfluxSinkConfig& settings)
+    : settings_(settings),
+      target_(write_target(settings)),
+      authorization_(basic_authorization(settings.username, settings.password)),
+      stream_(std::move(executor)) {}
+
+void InfluxClient::close() {
+  beast::error_code ignored;
+  stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  stream_.close();
+  connected_ = false;
+  buffer_.clear();
+}
+
+asio::awaitable<WriteResult> InfluxClient::write(const std::string& body) {
+  WriteResult result = co_await exchange(body);
+  if (result.status == 0) close();  // never reuse a connection in an unknown state
+  co_return result;
+}
+
+asio::awaitable<WriteResult> InfluxClient::exchange(const std::string& body) {
+  stream_.expires_after(settings_.request_timeout);
+  if (!connected_) {
+    tcp::resolver resolver(stream_.get_executor());
+    auto [resolve_error, endpoints] = co_await resolver.async_resolve(
+        settings_.endpoint.host, std::to_string(settings_.endpoint.port), use_tuple);
+    if (resolve_error)
+      co_return WriteResult{0,
+                            "resolve " + settings_.endpoint.host + ": " + resolve_error.message()};
+    auto [connect_error, endpoint] = co_await stream_.async_connect(endpoints, use_tuple);
+    if (connect_error) {
+      co_return WriteResult{
+          0, "connect " + settings_.endpoint.to_string() + ": " + connect_error.message()};
+    }
+    connected_ = true;
+  }
+
+  http::request<http::string_body> request{http::verb::post, target_, 11};
+  request.set(http::field::host, settings_.endpoint.host);
+  request.set(http::field::user_agent, "tumbled");
+  request.set(http::field::content_type, "text/plain; charset=utf-8");
+  if (!authorization_.empty()) request.set(http::field::authorization, authorization_);
+  request.keep_alive(true);
+  request.body() = body;
+  request.prepare_payload();
+  auto [write_error, written] = co_await http::async_write(stream_, request, use_tuple);
+  if (write_error) co_return WriteResult{0, "send request: " + write_error.message()};
+
+  http::response<http::string_body> response;
+  auto [read_error, read] = co_await http::async_read(stream_, buffer_, response, use_tuple);
+  if (read_error) {
+    const bool timed_out = read_error == beast::error::timeout;
+    co_return WriteResult{0, timed_out ? "no response within request_timeout"
+                                       : "read response: " + read_error.message()};
+  }
+  if (!response.keep_alive()) close();
+  std::string error = response.body().substr(0, 300);
+  while (!error.empty() && (error.back() == '\n' || error.back() == '\r')) error.pop_back();
+  co_return WriteResult{static_cast<int>(response.result_int()), std::move(error)};
+}
+
+BatchWriter::BatchWriter(asio::any_io_executor executor, const config::InfluxSinkConfig& settings,
+                         PointQueue& queue, DeadLetterFn dead_letter,
+                         std::shared_ptr<spdlog::logger> log, Clock clock)
+    : settings_(settings),
+      queue_(queue),
+      dead_letter_(std::move(dead_letter)),
+      log_(std::move(log)),
+      clock_(std::move(clock)),
+      client_(executor, settings),
+      backoff_(settings.retry),
+      wake_timer_(executor),
+      backoff_timer_(executor) {}
+
+void BatchWriter::wake() {
+  wake_timer_.cancel();
+}
+
+void BatchWriter::flush_all() {
+  flushing_ = true;
+  wake_timer_.cancel();
+}
+
+void BatchWriter::stop() {
+  stopped_ = true;
+  wake_timer_.cancel();
+  backoff_timer_.cancel();
+  client_.close();
+}
+
+asio::awaitable<void> BatchWriter::run() {
+  const auto interval = settings_.batch_interval.count();
+  while (!stopped_) {
+    const auto due = queue_.batch_due_at(flushing_ ? 1 : settings_.batch_size, interval);
+    const TimeMs now = clock_();
+    if (!due || *due > now) {
+      // Nothing due yet: sleep until it is, or until wake() says new points arrived.
+      wake_timer_.expires_after(due ? std::chrono::milliseconds(*due - now)
+                                    : std::chrono::milliseconds(std::chrono::hours(24)));
+      co_await wake_timer_.async_wait(use_tuple);
+      continue;
+    }
+    co_await send_batch(queue_.front_batch(settings_.batch_size));
+  }
+}
+
+asio::awaitable<void> BatchWriter::send_batch(const PointQueue::Batch& batch) {
+  const WriteResult result = co_await client_.write(batch.body);
+  if (stopped_) co_return;  // the answer may be lost; the points stay queued for the next start
+  const Verdict verdict = classify(result.status);
+  if (verdict == Verdict::success) {
+    if (backoff_.failures() > 0) {
+      log_->info("InfluxDB write recovered after {} failed attempts; {} points still waiting",
+                 backoff_.failures(), queue_.size() - batch.points);
+      backoff_.reset();
+    }
+    queue_.ack(batch.points);
+    ++counters_.batches_written;
+    counters_.points_written += batch.points;
+    co_return;
+  }
+
+  ++counters_.failed_attempts;
+  auto delay = backoff_.next_delay();
+  if (verdict == Verdict::reject || backoff_.exhausted()) {
+    const std::string why = verdict == Verdict::reject
+                                ? describe(result) + " (" + hint_for(result.status) + ")"
+                                : describe(result) + " (gave up after " +
+                                      std::to_string(backoff_.failures()) +
+                                      " attempts: retry.max_retries)";
+    if (give_up(batch, why)) {
+      backoff_.reset();
+      co_return;
+    }
+    delay = settings_.retry.max_backoff;  // the store failed too: keep the batch, try later
+  }
+  const TimeMs now = clock_();
+  if (backoff_.failures() == 1) {
+    log_->warn("InfluxDB write of {} points failed: {}; retrying with backoff, {} points waiting",
+               batch.points, describe(result), queue_.size());
+    last_reminder_ = now;
+  } else if (now - last_reminder_ >= kReminderEveryMs) {
+    log_->warn(
+        "InfluxDB write still failing after {} attempts: {}; {} points waiting, next try in {}",
+        backoff_.failures(), describe(result), queue_.size(), config::format_duration(delay));
+    last_reminder_ = now;
+  }
+  backoff_timer_.expires_after(delay);
+  co_await backoff_timer_.async_wait(use_tuple);
+}
+
+bool BatchWriter::give_up(const PointQueue::Batch& batch, const std::string& why) {
+  if (!dead_letter_(batch, why)) {
+    log_->error(
+        "InfluxDB refused a batch of {} points ({}) and it could not be stored as a dead "
+        "letter; keeping it queued",
+        batch.points, why);
+    return false;
+  }
+  log_->error("InfluxDB refused a batch of {} points for good: {}; moved to dead letters",
+              batch.points, why);
+  queue_.ack(batch.points);
+  ++counters_.batches_dead_lettered;
+  counters_.points_dead_lettered += batch.points;
+  return true;
+}
+
+}  // namespace tumbled::sink

@@ -1,0 +1,108 @@
+// The InfluxDB sink: an HTTP/1.1 keep-alive client for `POST /write`, and the BatchWriter loop that
+// drains a PointQueue through it.
+//
+// InfluxClient::write() sends one line-protocol body and reports the HTTP status, or status 0 with
+// the error for a transport failure or a request that did not finish within request_timeout (the
+// timeout lives on the stream and covers resolve, connect, write and read). Credentials travel in
+// an Authorization header only, never in the URL or in logs.
+//
+// BatchWriter sends the queue's oldest sendable points, in order, whenever a batch is due. A batch
+// that may succeed later (see retry_policy.hpp) is retried with exponential backoff and holds the
+// queue behind it, so order is kept; a batch InfluxDB refuses for good, or one whose retries ran
+// out, is handed to the dead-letter callback and leaves the queue, so it never blocks the
+// pipeline. Each retry episode is logged once when it starts, then as a reminder every 30 s, then
+// when it recovers. Runs on the pipeline's executor; every member is called from it.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "config/config.hpp"
+#include "sink/point_queue.hpp"
+#include "sink/retry_policy.hpp"
+
+namespace spdlog {
+class logger;
+}
+
+namespace tumbled::sink {
+
+using Clock = std::function<TimeMs()>;  // wall clock, Unix epoch ms
+
+struct WriteResult {
+  int status = 0;     // HTTP status, 0 if no response arrived
+  std::string error;  // transport error, or the start of InfluxDB's error body
+};
+
+// `POST` target for a write: /write?db=..&rp=..&precision=ms, URL-encoded, under the path prefix.
+std::string write_target(const config::InfluxSinkConfig& settings);
+
+class InfluxClient {
+ public:
+  InfluxClient(boost::asio::any_io_executor executor, const config::InfluxSinkConfig& settings);
+  boost::asio::awaitable<WriteResult> write(const std::string& body);
+  void close();  // drops the connection; an exchange in flight ends with an error
+
+ private:
+  boost::asio::awaitable<WriteResult> exchange(const std::string& body);
+
+  const config::InfluxSinkConfig& settings_;
+  std::string target_;
+  std::string authorization_;  // "Basic ...", or empty
+  boost::beast::tcp_stream stream_;
+  boost::beast::flat_buffer buffer_;
+  bool connected_ = false;
+};
+
+struct SinkCounters {
+  std::uint64_t batches_written = 0;
+  std::uint64_t points_written = 0;
+  std::uint64_t failed_attempts = 0;
+  std::uint64_t batches_dead_lettered = 0;
+  std::uint64_t points_dead_lettered = 0;
+};
+
+class BatchWriter {
+ public:
+  // Called with a batch that will never be retried, before it leaves the queue. Returns false if
+  // the batch could not be stored; the writer then keeps it and tries again after a backoff.
+  using DeadLetterFn = std::function<bool(const PointQueue::Batch&, const std::string& error)>;
+
+  BatchWriter(boost::asio::any_io_executor executor, const config::InfluxSinkConfig& settings,
+              PointQueue& queue, DeadLetterFn dead_letter, std::shared_ptr<spdlog::logger> log,
+              Clock clock);
+
+  boost::asio::awaitable<void> run();
+  void wake();       // more points became sendable
+  void flush_all();  // from now on every sendable point is due at once (shutdown)
+  void stop();       // end run() as soon as possible
+  const SinkCounters& counters() const { return counters_; }
+  bool in_retry_episode() const { return backoff_.failures() > 0; }
+
+ private:
+  boost::asio::awaitable<void> send_batch(const PointQueue::Batch& batch);
+  bool give_up(const PointQueue::Batch& batch, const std::string& why);
+
+  const config::InfluxSinkConfig& settings_;
+  PointQueue& queue_;
+  DeadLetterFn dead_letter_;
+  std::shared_ptr<spdlog::logger> log_;
+  Clock clock_;
+  InfluxClient client_;
+  Backoff backoff_;
+  boost::asio::steady_timer wake_timer_;     // waits for a batch to become due
+  boost::asio::steady_timer backoff_timer_;  // waits between attempts; only stop() cuts it short
+  bool flushing_ = false;
+  bool stopped_ = false;
+  TimeMs last_reminder_ = 0;
+  SinkCounters counters_;
+};
+
+}  // namespace tumbled::sink

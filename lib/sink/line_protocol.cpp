@@ -1,0 +1,72 @@
+#include "sink/line_protocol.hpp"
+
+#include <charconv>
+#include <cmath>
+
+namespace tumbled::sink {
+
+namespace {
+
+void append_escaped(std::string& out, std::string_view text, std::string_view specials) {
+  for (char c : text) {
+    if (specials.find(c) != std::string_view::npos) out.push_back('\\');
+    out.push_back(c);
+  }
+}
+
+template <class Number>
+void append_number(std::string& out, Number value) {
+  char buffer[32];
+  const auto result = std::to_chars(buffer, buffer + sizeof buffer, value);
+  out.append(buffer, result.ptr);
+}
+
+}  // namespace
+
+std::optional<std::string> name_problem(std::string_view name, NameRole role) {
+  if (name.empty()) return "must not be empty";
+  if (name.find_first_of("\n\r") != std::string_view::npos) {
+    return "must not contain a line break";
+  }
+  if (role == NameRole::measurement && name.front() == '#') {
+    return "must not start with '#' (line protocol reads that as a comment)";
+  }
+  if (name.back() == '\\') return "must not end with a backslash";
+  if ((role == NameRole::tag_key || role == NameRole::field_key) && name == "time") {
+    return "'time' is reserved by InfluxDB";
+  }
+  return std::nullopt;
+}
+
+void append_point(std::string& out, std::string_view measurement,
+                  const std::map<std::string, std::string>& tags, const std::vector<Field>& fields,
+                  std::int64_t timestamp_ms) {
+  append_escaped(out, measurement, ", ");
+  for (const auto& [key, value] : tags) {
+    out.push_back(',');
+    append_escaped(out, key, ",= ");
+    out.push_back('=');
+    append_escaped(out, value, ",= ");
+  }
+  char separator = ' ';
+  for (const auto& field : fields) {
+    out.push_back(separator);
+    separator = ',';
+    append_escaped(out, field.name, ",= ");
+    out.push_back('=');
+    if (const auto* integer = std::get_if<std::int64_t>(&field.value)) {
+      append_number(out, *integer);
+      out.push_back('i');
+    } else if (const auto* real = std::get_if<double>(&field.value)) {
+      // Line protocol has no NaN or infinity; callers never produce them (mean of >= 1 value).
+      append_number(out, std::isfinite(*real) ? *real : 0.0);
+    } else {
+      out.append(std::get<bool>(field.value) ? "true" : "false");
+    }
+  }
+  out.push_back(' ');
+  append_number(out, timestamp_ms);
+  out.push_back('\n');
+}
+
+}  // namespace tumbled::sink

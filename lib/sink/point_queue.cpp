@@ -1,0 +1,60 @@
+#include "sink/point_queue.hpp"
+
+#include <algorithm>
+#include <limits>
+#include <stdexcept>
+
+namespace tumbled::sink {
+
+std::uint64_t PointQueue::push(std::string line, TimeMs now) {
+  const std::uint64_t seq = next_seq_++;
+  points_.push_back({seq, now, std::move(line)});
+  return seq;
+}
+
+void PointQueue::restore(std::uint64_t seq, std::string line) {
+  if (seq < next_seq_)
+    throw std::logic_error("restored points must have increasing sequence numbers");
+  points_.push_back({seq, std::numeric_limits<TimeMs>::min(), std::move(line)});
+  next_seq_ = seq + 1;
+  durable_through_ = seq;  // it came from the store
+}
+
+std::size_t PointQueue::sendable() const {
+  // Sequence numbers increase along the queue, so the durable points form a prefix.
+  const auto end = std::partition_point(points_.begin(), points_.end(), [&](const QueuedPoint& p) {
+    return p.seq <= durable_through_;
+  });
+  return static_cast<std::size_t>(end - points_.begin());
+}
+
+std::optional<TimeMs> PointQueue::batch_due_at(std::size_t batch_size,
+                                               TimeMs batch_interval) const {
+  const std::size_t ready = sendable();
+  if (ready == 0) return std::nullopt;
+  if (ready >= batch_size) return std::numeric_limits<TimeMs>::min();
+  const TimeMs queued_at = points_.front().queued_at;
+  if (queued_at == std::numeric_limits<TimeMs>::min()) return queued_at;
+  // Saturate rather than overflow when batch_interval is huge (config allows up to int64 ms).
+  if (batch_interval > 0 && queued_at > std::numeric_limits<TimeMs>::max() - batch_interval) {
+    return std::numeric_limits<TimeMs>::max();
+  }
+  return queued_at + batch_interval;
+}
+
+PointQueue::Batch PointQueue::front_batch(std::size_t batch_size) const {
+  Batch batch;
+  batch.points = std::min(batch_size, sendable());
+  for (std::size_t i = 0; i < batch.points; ++i) {
+    batch.body += points_[i].line;
+    batch.last_seq = points_[i].seq;
+  }
+  return batch;
+}
+
+void PointQueue::ack(std::size_t points) {
+  if (points > sendable()) throw std::logic_error("acknowledging points that were never sendable");
+  points_.erase(points_.begin(), points_.begin() + static_cast<std::ptrdiff_t>(points));
+}
+
+}  // namespace tumbled::sink

@@ -1,0 +1,157 @@
+#include "source/tcp_source.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <vector>
+
+namespace tumbled::source {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t kReadChunkBytes = 256 * 1024;
+
+std::string peer_of(const tcp::socket& socket) {
+  boost::system::error_code ec;
+  const auto peer = socket.remote_endpoint(ec);
+  if (ec) return "unknown peer";
+  return peer.address().to_string() + ":" + std::to_string(peer.port());
+}
+
+const char* first_rejection_reason(const LineCounters& before, const LineCounters& after) {
+  if (after.not_integer > before.not_integer) return "not an integer";
+  if (after.out_of_range > before.out_of_range) return "outside the int64 range";
+  return "longer than max_line_bytes";
+}
+
+}  // namespace
+
+TcpSource::TcpSource(asio::any_io_executor executor, config::Endpoint listen,
+                     std::size_t max_line_bytes, OnValues on_values,
+                     std::shared_ptr<spdlog::logger> log)
+    : listen_(std::move(listen)),
+      max_line_bytes_(max_line_bytes),
+      on_values_(std::move(on_values)),
+      log_(std::move(log)),
+      acceptor_(std::move(executor)) {}
+
+void TcpSource::listen() {
+  boost::system::error_code ec;
+  tcp::resolver resolver(acceptor_.get_executor());
+  const auto results =
+      resolver.resolve(listen_.host, std::to_string(listen_.port),
+                       tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+  if (ec || results.empty()) {
+    throw std::runtime_error("cannot resolve listen address " + listen_.to_string() + ": " +
+                             ec.message());
+  }
+  const tcp::endpoint endpoint = *results.begin();
+  acceptor_.open(endpoint.protocol(), ec);
+  if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(endpoint, ec);
+  if (!ec) acceptor_.listen(tcp::acceptor::max_listen_connections, ec);
+  if (ec) {
+    throw std::runtime_error("cannot listen on " + listen_.to_string() + ": " + ec.message());
+  }
+}
+
+config::Endpoint TcpSource::local_endpoint() const {
+  const auto endpoint = acceptor_.local_endpoint();
+  return {endpoint.address().to_string(), endpoint.port()};
+}
+
+asio::awaitable<void> TcpSource::run() {
+  while (!stopped_) {
+    auto [ec, socket] = co_await acceptor_.async_accept(use_tuple);
+    if (stopped_) break;
+    if (ec) {
+      // Typically EMFILE: keep serving existing connections and try again shortly.
+      log_->warn("accept on {} failed: {}; retrying", listen_.to_string(), ec.message());
+      asio::steady_timer pause(acceptor_.get_executor(), std::chrono::milliseconds(100));
+      co_await pause.async_wait(use_tuple);
+      continue;
+    }
+    ++counters_.connections_accepted;
+    asio::co_spawn(acceptor_.get_executor(), serve(std::move(socket)),
+                   [log = log_](std::exception_ptr error) {
+                     if (!error) return;
+                     try {
+                       std::rethrow_exception(error);
+                     } catch (const std::exception& e) {
+                       log->error("connection handler failed: {}", e.what());
+                     }
+                   });
+  }
+}
+
+asio::awaitable<void> TcpSource::serve(tcp::socket socket) {
+  const std::string peer = peer_of(socket);
+  log_->debug("connection from {}", peer);
+  connections_.insert(&socket);
+  ++counters_.connections_open;
+
+  LineFramer framer(max_line_bytes_);
+  std::vector<char> buffer(kReadChunkBytes);
+  std::vector<std::int64_t> values;
+  values.reserve(kReadChunkBytes / 2);
+  const auto collect = [&values](std::int64_t v) { values.push_back(v); };
+  bool logged_rejection = false;
+
+  // Hands over what one read produced and folds the framer's counter changes into ours.
+  LineCounters reported;
+  const auto publish = [&] {
+    if (!values.empty()) on_values_(values);
+    values.clear();
+    const LineCounters& now = framer.counters();
+    if (!logged_rejection && now.rejected() > reported.rejected()) {
+      log_->warn(
+          "rejected a line from {}: {}; further rejections on this connection are only counted",
+          peer, first_rejection_reason(reported, now));
+      logged_rejection = true;
+    }
+    counters_.lines.accepted += now.accepted - reported.accepted;
+    counters_.lines.empty += now.empty - reported.empty;
+    counters_.lines.not_integer += now.not_integer - reported.not_integer;
+    counters_.lines.out_of_range += now.out_of_range - reported.out_of_range;
+    counters_.lines.too_long += now.too_long - reported.too_long;
+    reported = now;
+  };
+
+  for (;;) {
+    auto [ec, n] = co_await socket.async_read_some(asio::buffer(buffer), use_tuple);
+    if (n > 0) {
+      framer.feed(std::string_view(buffer.data(), n), collect);
+      publish();
+    }
+    if (ec) {
+      if (ec == asio::error::eof) {
+        framer.finish(collect);  // a last line without '\n' counts
+        publish();
+      } else if (!stopped_) {
+        log_->debug("connection from {} ended: {}", peer, ec.message());
+      }
+      break;
+    }
+  }
+  connections_.erase(&socket);
+  --counters_.connections_open;
+  const auto& totals = framer.counters();
+  log_->debug("connection from {} closed: {} values, {} rejected lines", peer, totals.accepted,
+              totals.rejected());
+}
+
+void TcpSource::stop() {
+  stopped_ = true;
+  boost::system::error_code ignored;
+  acceptor_.close(ignored);
+  for (auto* socket : connections_) socket->close(ignored);
+}
+
+}  // namespace tumbled::source

@@ -1,0 +1,61 @@
+// TcpSource: accepts TCP connections on one address and turns their bytes into int64 values.
+//
+// Each connection is one coroutine reading large chunks into a LineFramer; the values of a chunk
+// are handed over together through `on_values`, so the window stage reads the clock once per
+// chunk rather than once per value. Rejected lines are counted by reason; the first one on a
+// connection is logged with its peer, the rest only counted. listen() throws std::runtime_error
+// naming the address when it cannot bind (startup); stop() closes the listener and every
+// connection. Runs on one executor; all members are called from it.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <unordered_set>
+
+#include "config/config.hpp"
+#include "source/line_framer.hpp"
+
+namespace spdlog {
+class logger;
+}
+
+namespace tumbled::source {
+
+struct SourceCounters {
+  LineCounters lines;
+  std::uint64_t connections_accepted = 0;
+  std::uint64_t connections_open = 0;
+};
+
+class TcpSource {
+ public:
+  using OnValues = std::function<void(std::span<const std::int64_t>)>;
+
+  TcpSource(boost::asio::any_io_executor executor, config::Endpoint listen,
+            std::size_t max_line_bytes, OnValues on_values, std::shared_ptr<spdlog::logger> log);
+
+  void listen();
+  config::Endpoint local_endpoint() const;
+  boost::asio::awaitable<void> run();  // the accept loop; ends after stop()
+  void stop();
+  const SourceCounters& counters() const { return counters_; }
+
+ private:
+  boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket socket);
+
+  config::Endpoint listen_;
+  std::size_t max_line_bytes_;
+  OnValues on_values_;
+  std::shared_ptr<spdlog::logger> log_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::unordered_set<boost::asio::ip::tcp::socket*> connections_;
+  SourceCounters counters_;
+  bool stopped_ = false;
+};
+
+}  // namespace tumbled::source

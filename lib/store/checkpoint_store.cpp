@@ -1,0 +1,185 @@
+#include "store/checkpoint_store.hpp"
+
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include <cstring>
+#include <filesystem>
+#include <stdexcept>
+
+namespace tumbled::store {
+
+namespace {
+
+// Keys: <pipeline> '\0' <kind> <8-byte big-endian number>, so each kind sorts by number.
+// Window starts are signed: flipping the sign bit keeps them ordered as unsigned bytes.
+constexpr char kWindowKind = 'w';
+constexpr char kPointKind = 'p';
+
+void append_be64(std::string& out, std::uint64_t v) {
+  for (int shift = 56; shift >= 0; shift -= 8)
+    out.push_back(static_cast<char>((v >> shift) & 0xff));
+}
+std::uint64_t read_be64(const char* p) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+std::string prefix(const std::string& pipeline, char kind) {
+  std::string key = pipeline;
+  key.push_back('\0');
+  key.push_back(kind);
+  return key;
+}
+std::string key(const std::string& pipeline, char kind, std::uint64_t number) {
+  std::string k = prefix(pipeline, kind);
+  append_be64(k, number);
+  return k;
+}
+std::uint64_t window_number(window::TimeMs start) {
+  return static_cast<std::uint64_t>(start) ^ (std::uint64_t{1} << 63);
+}
+
+std::string encode(const window::WindowAccumulator& a) {
+  std::string out;
+  const auto sum = static_cast<window::UInt128>(a.sum);
+  append_be64(out, static_cast<std::uint64_t>(sum >> 64));
+  append_be64(out, static_cast<std::uint64_t>(sum));
+  append_be64(out, static_cast<std::uint64_t>(a.count));
+  append_be64(out, static_cast<std::uint64_t>(a.min));
+  append_be64(out, static_cast<std::uint64_t>(a.max));
+  return out;
+}
+window::WindowAccumulator decode_accumulator(const rocksdb::Slice& v) {
+  if (v.size() != 40) throw std::runtime_error("corrupt window record in state store");
+  window::WindowAccumulator a;
+  const auto high = static_cast<window::UInt128>(read_be64(v.data()));
+  a.sum = static_cast<window::Int128>((high << 64) | read_be64(v.data() + 8));
+  a.count = static_cast<std::int64_t>(read_be64(v.data() + 16));
+  a.min = static_cast<std::int64_t>(read_be64(v.data() + 24));
+  a.max = static_cast<std::int64_t>(read_be64(v.data() + 32));
+  return a;
+}
+
+Error to_error(const rocksdb::Status& status) {
+  if (status.ok()) return std::nullopt;
+  return status.ToString();
+}
+
+// Calls fn(number, value) for every key of one pipeline and kind, in order.
+template <class Fn>
+void scan(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* cf, const std::string& start_prefix,
+          Fn&& fn) {
+  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(rocksdb::ReadOptions(), cf));
+  for (it->Seek(start_prefix); it->Valid() && it->key().starts_with(start_prefix); it->Next()) {
+    const rocksdb::Slice k = it->key();
+    if (k.size() != start_prefix.size() + 8) throw std::runtime_error("corrupt key in state store");
+    fn(read_be64(k.data() + start_prefix.size()), it->value());
+  }
+  if (!it->status().ok())
+    throw std::runtime_error("reading state store: " + it->status().ToString());
+}
+
+}  // namespace
+
+std::unique_ptr<CheckpointStore> CheckpointStore::open(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw std::runtime_error("cannot create state directory " + dir + ": " + ec.message());
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  options.create_missing_column_families = true;
+  options.keep_log_file_num = 3;
+  std::vector<rocksdb::ColumnFamilyDescriptor> families{
+      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions(options)},
+      {"dead_letters", rocksdb::ColumnFamilyOptions(options)}};
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  const auto status = rocksdb::DB::Open(rocksdb::DBOptions(options), dir, families, &handles, &raw);
+  if (!status.ok()) {
+    throw std::runtime_error("cannot open state store in " + dir + ": " + status.ToString());
+  }
+  return std::unique_ptr<CheckpointStore>(
+      new CheckpointStore(std::unique_ptr<rocksdb::DB>(raw), std::move(handles)));
+}
+
+CheckpointStore::CheckpointStore(std::unique_ptr<rocksdb::DB> db,
+                                 std::vector<rocksdb::ColumnFamilyHandle*> handles)
+    : db_(std::move(db)), handles_(std::move(handles)) {}
+
+CheckpointStore::~CheckpointStore() {
+  for (auto* handle : handles_) db_->DestroyColumnFamilyHandle(handle);
+  db_->Close();
+}
+
+RestoredPipeline CheckpointStore::load(const std::string& pipeline) const {
+  RestoredPipeline restored;
+  scan(*db_, handles_[0], prefix(pipeline, kWindowKind), [&](std::uint64_t n, rocksdb::Slice v) {
+    const auto start = static_cast<window::TimeMs>(n ^ (std::uint64_t{1} << 63));
+    restored.open_windows[start] = decode_accumulator(v);
+  });
+  scan(*db_, handles_[0], prefix(pipeline, kPointKind), [&](std::uint64_t seq, rocksdb::Slice v) {
+    restored.points.push_back({seq, 0, v.ToString()});
+  });
+  return restored;
+}
+
+Error CheckpointStore::save(const std::string& pipeline, const PipelineCheckpoint& checkpoint) {
+  rocksdb::WriteBatch batch;
+  auto* cf = handles_[0];
+  // Open windows are few (usually one or two): replace them all.
+  batch.DeleteRange(cf, key(pipeline, kWindowKind, 0), key(pipeline, kWindowKind, UINT64_MAX));
+  for (const auto& [start, totals] : checkpoint.open_windows) {
+    if (!totals.empty())
+      batch.Put(cf, key(pipeline, kWindowKind, window_number(start)), encode(totals));
+  }
+  // Points: delete what InfluxDB acknowledged, add only what is new since the last checkpoint.
+  const std::uint64_t acked_below =
+      checkpoint.points.empty() ? checkpoint.saved_below : checkpoint.points.front().seq;
+  batch.DeleteRange(cf, key(pipeline, kPointKind, 0), key(pipeline, kPointKind, acked_below));
+  for (auto it = checkpoint.points.rbegin(); it != checkpoint.points.rend(); ++it) {
+    if (it->seq < checkpoint.saved_below) break;
+    batch.Put(cf, key(pipeline, kPointKind, it->seq), it->line);
+  }
+  return to_error(db_->Write(rocksdb::WriteOptions(), &batch));
+}
+
+Error CheckpointStore::add_dead_letter(const DeadLetter& letter) {
+  std::string value;
+  append_be64(value, static_cast<std::uint64_t>(letter.failed_at_ms));
+  append_be64(value, letter.error.size());
+  value += letter.error;
+  value += letter.body;
+  return to_error(db_->Put(rocksdb::WriteOptions(), handles_[1],
+                           key(letter.pipeline, 'd', letter.first_seq), value));
+}
+
+std::vector<DeadLetter> CheckpointStore::dead_letters() const {
+  std::vector<DeadLetter> letters;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), handles_[1]));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    const auto k = it->key();
+    const auto v = it->value();
+    const auto* zero = static_cast<const char*>(std::memchr(k.data(), '\0', k.size()));
+    if (zero == nullptr || k.size() != static_cast<std::size_t>(zero - k.data()) + 10 ||
+        v.size() < 16) {
+      throw std::runtime_error("corrupt dead letter in state store");
+    }
+    DeadLetter letter;
+    letter.pipeline.assign(k.data(), zero);
+    letter.first_seq = read_be64(zero + 2);
+    letter.failed_at_ms = static_cast<std::int64_t>(read_be64(v.data()));
+    const std::uint64_t error_size = read_be64(v.data() + 8);
+    if (error_size > v.size() - 16) throw std::runtime_error("corrupt dead letter in state store");
+    letter.error.assign(v.data() + 16, error_size);
+    letter.body.assign(v.data() + 16 + error_size, v.size() - 16 - error_size);
+    letters.push_back(std::move(letter));
+  }
+  return letters;
+}
+
+Error CheckpointStore::remove_dead_letter(const std::string& pipeline, std::uint64_t first_seq) {
+  return to_error(db_->Delete(rocksdb::WriteOptions(), handles_[1], key(pipeline, 'd', first_seq)));
+}
+
+}  // namespace tumbled::store

@@ -1,0 +1,71 @@
+// CheckpointStore: each pipeline's open windows and unacknowledged points in one RocksDB.
+//
+// A checkpoint of one pipeline is one atomic WriteBatch: it replaces the open windows, adds the
+// points emitted since the previous checkpoint and deletes those InfluxDB has acknowledged, so
+// its cost follows what changed, not the size of the backlog. Writes go through RocksDB's WAL
+// without fsync: they survive the process being killed (the OS holds the pages), not a power cut.
+// Batches InfluxDB refuses for good are kept in the `dead_letters` column family with the error.
+// open() throws on failure (startup); later calls return an error message instead. Not
+// thread-safe: call from one strand.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sink/point_queue.hpp"
+#include "window/tumbling_windows.hpp"
+
+namespace rocksdb {
+class DB;
+class ColumnFamilyHandle;
+}  // namespace rocksdb
+
+namespace tumbled::store {
+
+using Error = std::optional<std::string>;  // nullopt on success
+
+struct PipelineCheckpoint {
+  const std::map<window::TimeMs, window::WindowAccumulator>& open_windows;
+  const std::deque<sink::QueuedPoint>& points;  // every point not yet acknowledged, oldest first
+  std::uint64_t saved_below;  // points with seq below this were written by an earlier checkpoint
+};
+
+struct RestoredPipeline {
+  std::map<window::TimeMs, window::WindowAccumulator> open_windows;
+  std::vector<sink::QueuedPoint> points;  // oldest first
+};
+
+struct DeadLetter {
+  std::string pipeline;
+  std::uint64_t first_seq = 0;
+  std::int64_t failed_at_ms = 0;
+  std::string error;
+  std::string body;  // line protocol, as it was sent
+};
+
+class CheckpointStore {
+ public:
+  static std::unique_ptr<CheckpointStore> open(const std::string& dir);
+  ~CheckpointStore();
+  CheckpointStore(const CheckpointStore&) = delete;
+  CheckpointStore& operator=(const CheckpointStore&) = delete;
+
+  RestoredPipeline load(const std::string& pipeline) const;
+  Error save(const std::string& pipeline, const PipelineCheckpoint& checkpoint);
+  Error add_dead_letter(const DeadLetter& letter);
+  std::vector<DeadLetter> dead_letters() const;
+  Error remove_dead_letter(const std::string& pipeline, std::uint64_t first_seq);
+
+ private:
+  CheckpointStore(std::unique_ptr<rocksdb::DB> db,
+                  std::vector<rocksdb::ColumnFamilyHandle*> handles);
+
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // [default, dead_letters]
+};
+
+}  // namespace tumbled::store

@@ -1,0 +1,610 @@
+#include "config/config.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <string>
+#include <tuple>
+
+using namespace tumbled::config;
+using namespace std::chrono_literals;
+
+namespace {
+
+EnvLookup env_of(std::map<std::string, std::string> vars) {
+  return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
+    const auto it = vars.find(name);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+const EnvLookup no_env = env_of({});
+
+Config parse_text(const std::string& yaml, const EnvLookup& env = no_env) {
+  return parse(yaml, "t.yaml", env);
+}
+
+// The message parse() throws, or "" if it does not throw.
+std::string error_of(const std::string& yaml, const EnvLookup& env = no_env) {
+  try {
+    parse(yaml, "t.yaml", env);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// The example from the README.
+const std::string kFullExample = R"(log: {level: debug}
+state: {dir: /var/lib/tumbled, checkpoint_interval: 2s}
+shutdown_timeout: 7s
+pipelines:
+  - name: records
+    source: {tcp: {listen: 127.0.0.1:9000, max_line_bytes: 2048}}
+    window: {size: 10s, aggregates: [sum, count, mean]}
+    point: {measurement: recs, tags: {window: 10-sec, host: "${HOST}"}}
+    sink:
+      influxdb:
+        url: http://influx.example:8087/proxy/
+        database: telemetry2
+        retention_policy: "autogen"
+        username: "writer"
+        password: ${INFLUX_PASSWORD}
+        batch_size: 500
+        batch_interval: 250ms
+        request_timeout: 3s
+        retry: {initial_backoff: 200ms, max_backoff: 1m, max_retries: 7}
+  - name: other-2
+    source: {tcp: {listen: "[::1]:0"}}
+    point: {tags: {}}
+)";
+
+const EnvLookup kFullEnv = env_of({{"INFLUX_PASSWORD", "s3cret"}, {"HOST", "box1"}});
+
+// A minimal pipeline prefix for error cases that only need one setting changed.
+const std::string kOne = "pipelines:\n  - name: a\n";
+
+}  // namespace
+
+TEST_CASE("a minimal config takes every default from the header", "[config]") {
+  const Config c = parse_text("pipelines: [{name: a}]\n");
+  Config expected;
+  expected.pipelines.push_back(PipelineConfig{});
+  expected.pipelines[0].name = "a";
+  CHECK(c == expected);
+
+  CHECK(c.log_level == "info");
+  CHECK(c.state_dir == "./var/tumbled");
+  CHECK(c.checkpoint_interval == 1s);
+  CHECK(c.shutdown_timeout == 5s);
+  REQUIRE(c.pipelines.size() == 1);
+  const PipelineConfig& p = c.pipelines[0];
+  CHECK(p.listen == Endpoint{"127.0.0.1", 9000});
+  CHECK(p.max_line_bytes == 1024);
+  CHECK(p.window_size == 10s);
+  CHECK(p.aggregates == std::vector{Aggregate::sum});
+  CHECK(p.measurement == "records");
+  CHECK(p.tags == std::map<std::string, std::string>{{"window", "10-sec"}});
+  CHECK(p.influx.scheme == "http");
+  CHECK(p.influx.endpoint == Endpoint{"127.0.0.1", 8086});
+  CHECK(p.influx.path_prefix.empty());
+  CHECK(p.influx.database == "telemetry");
+  CHECK(p.influx.retention_policy.empty());
+  CHECK(p.influx.username.empty());
+  CHECK(p.influx.password.empty());
+  CHECK(p.influx.batch_size == 100);
+  CHECK(p.influx.batch_interval == 1s);
+  CHECK(p.influx.request_timeout == 5s);
+  CHECK(p.influx.retry.initial_backoff == 100ms);
+  CHECK(p.influx.retry.max_backoff == 30s);
+  CHECK(p.influx.retry.max_retries == -1);
+}
+
+TEST_CASE("empty intermediate mappings are accepted", "[config]") {
+  const Config c = parse_text(
+      "log:\nstate: {}\npipelines:\n  - name: a\n    source:\n    sink: {influxdb: {}}\n");
+  CHECK(c.log_level == "info");
+  CHECK(c.pipelines.at(0).listen == Endpoint{"127.0.0.1", 9000});
+}
+
+TEST_CASE("the full example parses to the expected structs", "[config]") {
+  const Config c = parse_text(kFullExample, kFullEnv);
+  CHECK(c.log_level == "debug");
+  CHECK(c.state_dir == "/var/lib/tumbled");
+  CHECK(c.checkpoint_interval == 2s);
+  CHECK(c.shutdown_timeout == 7s);
+  REQUIRE(c.pipelines.size() == 2);
+
+  const PipelineConfig& p = c.pipelines[0];
+  CHECK(p.name == "records");
+  CHECK(p.listen == Endpoint{"127.0.0.1", 9000});
+  CHECK(p.max_line_bytes == 2048);
+  CHECK(p.window_size == 10s);
+  CHECK(p.aggregates == std::vector{Aggregate::sum, Aggregate::count, Aggregate::mean});
+  CHECK(p.measurement == "recs");
+  CHECK(p.tags == std::map<std::string, std::string>{{"window", "10-sec"}, {"host", "box1"}});
+  CHECK(p.influx.scheme == "http");
+  CHECK(p.influx.endpoint == Endpoint{"influx.example", 8087});
+  CHECK(p.influx.path_prefix == "/proxy");
+  CHECK(p.influx.database == "telemetry2");
+  CHECK(p.influx.retention_policy == "autogen");
+  CHECK(p.influx.username == "writer");
+  CHECK(p.influx.password == "s3cret");
+  CHECK(p.influx.batch_size == 500);
+  CHECK(p.influx.batch_interval == 250ms);
+  CHECK(p.influx.request_timeout == 3s);
+  CHECK(p.influx.retry.initial_backoff == 200ms);
+  CHECK(p.influx.retry.max_backoff == 1min);
+  CHECK(p.influx.retry.max_retries == 7);
+
+  const PipelineConfig& q = c.pipelines[1];
+  CHECK(q.name == "other-2");
+  CHECK(q.listen == Endpoint{"::1", 0});
+  CHECK(q.tags.empty());  // `tags: {}` means no tags, not the default
+  CHECK(q.influx == InfluxSinkConfig{});
+}
+
+TEST_CASE("the spec's sample config parses", "[config]") {
+  const std::string yaml = R"(log: {level: info}                     # trace|debug|info|warn|error
+state: {dir: ./var/tumbled, checkpoint_interval: 1s}
+shutdown_timeout: 5s                   # bound on the final flush at SIGTERM
+pipelines:
+  - name: records                      # unique, [A-Za-z0-9_-]+, 1..64 chars
+    source: {tcp: {listen: 127.0.0.1:9000, max_line_bytes: 1024}}
+    window: {size: 10s, aggregates: [sum]}
+    point: {measurement: records, tags: {window: 10-sec}}
+    sink:
+      influxdb:
+        url: http://127.0.0.1:8086
+        database: telemetry
+        retention_policy: ""
+        username: ""
+        password: ${INFLUX_PASSWORD}
+        batch_size: 100
+        batch_interval: 1s
+        request_timeout: 5s
+        retry: {initial_backoff: 100ms, max_backoff: 30s, max_retries: -1}
+)";
+  Config expected;
+  expected.pipelines.push_back(PipelineConfig{});
+  expected.pipelines[0].name = "records";
+  expected.pipelines[0].influx.password = "pw";
+  CHECK(parse_text(yaml, env_of({{"INFLUX_PASSWORD", "pw"}})) == expected);
+}
+
+TEST_CASE("errors name the file, the 1-based line and the key path", "[config]") {
+  // yaml, line, key path, part of the explanation
+  const auto [yaml, line, path, what] = GENERATE(table<std::string, int, std::string, std::string>({
+      // Structure of the document
+      {"", 1, "pipelines", "empty"},
+      {"# just a comment\n\n", 1, "pipelines", "empty"},
+      {"log: {level: info}\n", 1, "pipelines", "required key is missing"},
+      {"log: {level: info}\npipelines: []\n", 2, "pipelines", "at least one pipeline"},
+      {"pipelines:\n", 1, "pipelines", "missing value"},
+      {"pipelines: {name: a}\n", 1, "pipelines", "expected a list, got a mapping"},
+      {"pipelines: [a]\n", 1, "pipelines[0]", "expected a mapping, got a scalar"},
+      {"- a\n- b\n", 1, "(top level)", "expected a mapping, got a list"},
+      {"pipelines: [{name: a}]\n---\npipelines: [{name: b}]\n", 3, "(document)",
+       "only one YAML document"},
+      // YAML syntax
+      {"pipelines:\n  - name: a\n   bad: 1\n", 3, "(syntax)", "invalid YAML"},
+      {"pipelines: [{name: a}\nlog: {}\n", 2, "(syntax)", "invalid YAML"},
+      {"pipelines: [{name: a}]\nlog: *nowhere\n", 2, "(syntax)", "anchor"},
+      // Unknown and duplicate keys
+      {"pipelines: [{name: a}]\nlogs: {level: info}\n", 2, "logs", "unknown key"},
+      {"pipelines: [{name: a}]\nlog: {level: info, colour: red}\n", 2, "log.colour", "unknown key"},
+      {kOne + "    window: {sise: 10s}\n", 3, "pipelines[0].window.sise", "unknown key"},
+      {kOne + "    sink:\n      influxdb:\n        retry:\n          jitter: 1\n", 6,
+       "pipelines[0].sink.influxdb.retry.jitter", "unknown key"},
+      {kOne + "    sink.influxdb: {batch_size: 5}\n", 3, "pipelines[0].sink.influxdb",
+       "unknown key"},
+      {kOne + "    source:\n      tcp.listen: 127.0.0.1:1\n", 4, "pipelines[0].source.tcp.listen",
+       "unknown key (expected one of: tcp)"},
+      {"pipelines: [{name: a}]\n\"\": 1\n", 2, "", "unknown key"},
+      {"pipelines: [{name: a}]\nshutdown_timeout: 1s\nshutdown_timeout: 2s\n", 3,
+       "shutdown_timeout", "duplicate key (first on line 2)"},
+      // Wrong types
+      {kOne + "    sink:\n      influxdb:\n        batch_size: {x: 1}\n", 5,
+       "pipelines[0].sink.influxdb.batch_size", "expected an integer, got a mapping"},
+      {kOne + "    sink: {influxdb: {batch_size: abc}}\n", 3,
+       "pipelines[0].sink.influxdb.batch_size", "expected an integer, got \"abc\""},
+      {kOne + "    sink: {influxdb: {batch_size: 1.5}}\n", 3,
+       "pipelines[0].sink.influxdb.batch_size", "expected an integer"},
+      {kOne + "    point: {measurement: [a]}\n", 3, "pipelines[0].point.measurement",
+       "expected a string, got a list"},
+      {"pipelines: [{name: a}]\nlog: info\n", 2, "log", "expected a mapping, got a scalar"},
+      {"pipelines: [{name: a}]\nshutdown_timeout:\n", 2, "shutdown_timeout", "missing value"},
+      {kOne + "    window: {aggregates: sum}\n", 3, "pipelines[0].window.aggregates",
+       "expected a list, got a scalar"},
+      {kOne + "    point: {tags: [a]}\n", 3, "pipelines[0].point.tags",
+       "expected a mapping, got a list"},
+      // Durations
+      {kOne + "    window: {size: 10}\n", 3, "pipelines[0].window.size", "missing unit"},
+      {kOne + "    window: {size: 1.5s}\n", 3, "pipelines[0].window.size", "whole number"},
+      {kOne + "    window: {size: -1s}\n", 3, "pipelines[0].window.size", "negative"},
+      {kOne + "    window: {size: 10d}\n", 3, "pipelines[0].window.size", "unknown unit"},
+      {kOne + "    window: {size: 0s}\n", 3, "pipelines[0].window.size", "greater than 0"},
+      {kOne + "    window: {size: 99999999999999999999h}\n", 3, "pipelines[0].window.size",
+       "too large"},
+      {"pipelines: [{name: a}]\nstate:\n  checkpoint_interval: soon\n", 3,
+       "state.checkpoint_interval", "invalid duration \"soon\""},
+      // Out of range
+      {kOne + "    sink: {influxdb: {batch_size: 0}}\n", 3, "pipelines[0].sink.influxdb.batch_size",
+       "out of range: 0 (expected 1..1000000)"},
+      {kOne + "    sink: {influxdb: {batch_size: 1000001}}\n", 3,
+       "pipelines[0].sink.influxdb.batch_size", "out of range"},
+      {kOne + "    sink: {influxdb: {batch_size: -1}}\n", 3,
+       "pipelines[0].sink.influxdb.batch_size", "out of range"},
+      {kOne + "    sink: {influxdb: {batch_size: 99999999999999999999}}\n", 3,
+       "pipelines[0].sink.influxdb.batch_size", "out of range"},
+      {kOne + "    sink: {influxdb: {retry: {max_retries: -2}}}\n", 3,
+       "pipelines[0].sink.influxdb.retry.max_retries", "out of range: -2 (expected >= -1)"},
+      {kOne + "    source: {tcp: {max_line_bytes: 0}}\n", 3,
+       "pipelines[0].source.tcp.max_line_bytes", "out of range"},
+      {kOne + "    sink: {influxdb: {batch_interval: 0ms}}\n", 3,
+       "pipelines[0].sink.influxdb.batch_interval", "greater than 0"},
+      {kOne + "    sink: {influxdb: {request_timeout: 0s}}\n", 3,
+       "pipelines[0].sink.influxdb.request_timeout", "greater than 0"},
+      {kOne + "    sink: {influxdb: {retry: {initial_backoff: 0s}}}\n", 3,
+       "pipelines[0].sink.influxdb.retry.initial_backoff", "greater than 0"},
+      {kOne + "    sink: {influxdb: {retry: {initial_backoff: 2s, max_backoff: 1s}}}\n", 3,
+       "pipelines[0].sink.influxdb.retry.max_backoff", "must not be less than initial_backoff"},
+      {kOne + "    sink:\n      influxdb:\n        retry:\n          initial_backoff: 1m\n", 6,
+       "pipelines[0].sink.influxdb.retry.initial_backoff", "max_backoff (30s)"},
+      // Names
+      {"pipelines:\n  - window: {size: 1s}\n", 2, "pipelines[0].name", "required key is missing"},
+      {"pipelines:\n  - {name: a, source: {tcp: {listen: \"[::1]:0\"}}}\n  - {name: b, source: "
+       "{tcp: {listen: \"[::1]:0\"}}}\n"
+       "  - {name: a, source: {tcp: {listen: \"[::1]:0\"}}}\n",
+       4, "pipelines[2].name", "duplicate pipeline name \"a\" (also pipelines[0] on line 2)"},
+      {"pipelines: [{name: \"a b\"}]\n", 1, "pipelines[0].name", "invalid name"},
+      {"pipelines: [{name: \"\"}]\n", 1, "pipelines[0].name", "invalid name"},
+      {"pipelines: [{name: " + std::string(65, 'x') + "}]\n", 1, "pipelines[0].name",
+       "invalid name"},
+      // Listen addresses
+      {"pipelines:\n  - name: a\n    source: {tcp: {listen: 127.0.0.1:7000}}\n  - name: b\n"
+       "    source: {tcp: {listen: 127.0.0.1:7000}}\n",
+       5, "pipelines[1].source.tcp.listen",
+       "collides with 127.0.0.1:7000 of pipelines[0] on line 3"},
+      {"pipelines:\n  - name: a\n  - name: b\n", 3, "pipelines[1].source.tcp.listen",
+       "127.0.0.1:9000 (the default) collides with 127.0.0.1:9000 (the default) of pipelines[0] on "
+       "line 2"},
+      {"pipelines:\n  - name: a\n    source: {tcp: {listen: \"[::1]:7000\"}}\n  - name: b\n"
+       "    source: {tcp: {listen: \"[0:0::1]:7000\"}}\n",
+       5, "pipelines[1].source.tcp.listen", "collides"},
+      {"pipelines:\n  - name: a\n    source: {tcp: {listen: 0.0.0.0:7000}}\n  - name: b\n"
+       "    source: {tcp: {listen: localhost:7000}}\n",
+       5, "pipelines[1].source.tcp.listen", "collides"},
+      {kOne + "    source: {tcp: {listen: localhost}}\n", 3, "pipelines[0].source.tcp.listen",
+       "expected host:port"},
+      {kOne + "    source: {tcp: {listen: \"::1:9000\"}}\n", 3, "pipelines[0].source.tcp.listen",
+       "must be in brackets"},
+      {kOne + "    source: {tcp: {listen: \"[::1:9000\"}}\n", 3, "pipelines[0].source.tcp.listen",
+       "missing ']'"},
+      {kOne + "    source: {tcp: {listen: \"[nope]:9000\"}}\n", 3, "pipelines[0].source.tcp.listen",
+       "not an IPv6 address"},
+      {kOne + "    source: {tcp: {listen: \"host:http\"}}\n", 3, "pipelines[0].source.tcp.listen",
+       "port must be a number"},
+      {kOne + "    source: {tcp: {listen: \"host:70000\"}}\n", 3, "pipelines[0].source.tcp.listen",
+       "port out of range"},
+      {kOne + "    source: {tcp: {listen: \":9000\"}}\n", 3, "pipelines[0].source.tcp.listen",
+       "missing host"},
+      {kOne + "    source: {tcp: {listen: \"a/b:9000\"}}\n", 3, "pipelines[0].source.tcp.listen",
+       "invalid host name"},
+      // Aggregates, log level, point
+      {kOne + "    window:\n      aggregates:\n        - sum\n        - avg\n", 6,
+       "pipelines[0].window.aggregates[1]", "unknown aggregate \"avg\""},
+      {kOne + "    window: {aggregates: [sum, sum]}\n", 3, "pipelines[0].window.aggregates[1]",
+       "duplicate aggregate"},
+      {kOne + "    window: {aggregates: []}\n", 3, "pipelines[0].window.aggregates",
+       "at least one"},
+      {"pipelines: [{name: a}]\nlog: {level: verbose}\n", 2, "log.level",
+       "unknown value \"verbose\" (expected one of trace, debug, info, warn, error)"},
+      {kOne + "    point: {measurement: \"\"}\n", 3, "pipelines[0].point.measurement",
+       "must not be empty"},
+      {kOne + "    point: {tags: {host: \"\"}}\n", 3, "pipelines[0].point.tags.host",
+       "must not be empty"},
+      {"pipelines: [{name: a}]\nstate: {dir: \"\"}\n", 2, "state.dir", "must not be empty"},
+      // InfluxDB sink
+      {kOne + "    sink: {influxdb: {url: \"https://db:8086\"}}\n", 3,
+       "pipelines[0].sink.influxdb.url", "TLS is not supported yet"},
+      {kOne + "    sink: {influxdb: {url: \"ftp://db\"}}\n", 3, "pipelines[0].sink.influxdb.url",
+       "unsupported scheme"},
+      {kOne + "    sink: {influxdb: {url: \"db:8086\"}}\n", 3, "pipelines[0].sink.influxdb.url",
+       "expected http://"},
+      {kOne + "    sink: {influxdb: {url: \"http://\"}}\n", 3, "pipelines[0].sink.influxdb.url",
+       "missing host"},
+      {kOne + "    sink: {influxdb: {url: \"http://db:0\"}}\n", 3, "pipelines[0].sink.influxdb.url",
+       "port out of range"},
+      {kOne + "    sink: {influxdb: {url: \"http://db/x?y=1\"}}\n", 3,
+       "pipelines[0].sink.influxdb.url", "query strings"},
+      {kOne + "    sink: {influxdb: {database: \"\"}}\n", 3, "pipelines[0].sink.influxdb.database",
+       "must not be empty"},
+      // Environment
+      {kOne + "    sink: {influxdb: {password: \"${NOPE}\"}}\n", 3,
+       "pipelines[0].sink.influxdb.password", "environment variable NOPE is not set"},
+      {kOne + "    sink: {influxdb: {password: \"${OPEN\"}}\n", 3,
+       "pipelines[0].sink.influxdb.password", "unterminated"},
+      {kOne + "    sink: {influxdb: {password: \"${}\"}}\n", 3,
+       "pipelines[0].sink.influxdb.password", "invalid environment variable name"},
+  }));
+  CAPTURE(yaml);
+  const std::string message = error_of(yaml);
+  const std::string prefix = "t.yaml:" + std::to_string(line) + ": " + path + ": ";
+  CHECK(message.substr(0, prefix.size()) == prefix);
+  CHECK_THAT(message, Catch::Contains(what));
+}
+
+TEST_CASE("credentials in the URL are refused without echoing them", "[config]") {
+  const std::string message =
+      error_of(kOne + "    sink: {influxdb: {url: \"http://bob:hunter2@db:8086\"}}\n");
+  CHECK_THAT(message, Catch::StartsWith("t.yaml:3: pipelines[0].sink.influxdb.url: "));
+  CHECK_THAT(message, Catch::Contains("use the username and password keys"));
+  CHECK_THAT(message, !Catch::Contains("hunter2"));
+}
+
+TEST_CASE("URLs: default port, IPv6 hosts, path prefixes", "[config]") {
+  const auto [url, host, port, prefix] =
+      GENERATE(table<std::string, std::string, int, std::string>({
+          {"http://db", "db", 8086, ""},
+          {"http://db/", "db", 8086, ""},
+          {"HTTP://db:9999", "db", 9999, ""},
+          {"http://[::1]", "::1", 8086, ""},
+          {"http://[::1]:1234/influx/", "::1", 1234, "/influx"},
+          {"http://10.0.0.1:8086/a/b", "10.0.0.1", 8086, "/a/b"},
+      }));
+  CAPTURE(url);
+  const Config c = parse_text(kOne + "    sink: {influxdb: {url: \"" + url + "\"}}\n");
+  const InfluxSinkConfig& s = c.pipelines.at(0).influx;
+  CHECK(s.scheme == "http");
+  CHECK(s.endpoint == Endpoint{host, static_cast<std::uint16_t>(port)});
+  CHECK(s.path_prefix == prefix);
+}
+
+TEST_CASE("listen addresses: port 0 never collides, different hosts or ports do not", "[config]") {
+  const auto [a, b] = GENERATE(table<std::string, std::string>({
+      {"127.0.0.1:0", "127.0.0.1:0"},
+      {"127.0.0.1:7000", "127.0.0.1:7001"},
+      {"127.0.0.1:7000", "127.0.0.2:7000"},
+      {"0.0.0.0:7000", "\"[::1]:7000\""},
+  }));
+  const Config c = parse_text("pipelines:\n  - {name: a, source: {tcp: {listen: " + a +
+                              "}}}\n  - {name: b, source: {tcp: {listen: " + b + "}}}\n");
+  CHECK(c.pipelines.size() == 2);
+}
+
+TEST_CASE("Endpoint::to_string re-brackets IPv6 hosts", "[config]") {
+  CHECK(Endpoint{"127.0.0.1", 9000}.to_string() == "127.0.0.1:9000");
+  CHECK(Endpoint{"example.org", 1}.to_string() == "example.org:1");
+  CHECK(Endpoint{"::1", 0}.to_string() == "[::1]:0");
+  const Config c = parse_text(kOne + "    source: {tcp: {listen: \"[fe80::1]:65535\"}}\n");
+  CHECK(c.pipelines.at(0).listen == Endpoint{"fe80::1", 65535});
+  CHECK(c.pipelines.at(0).listen.to_string() == "[fe80::1]:65535");
+}
+
+TEST_CASE("every aggregate name parses and prints back", "[config]") {
+  const Config c = parse_text(kOne + "    window: {aggregates: [mean, max, min, count, sum]}\n");
+  const std::vector<Aggregate> expected{Aggregate::mean, Aggregate::max, Aggregate::min,
+                                        Aggregate::count, Aggregate::sum};
+  CHECK(c.pipelines.at(0).aggregates == expected);
+  CHECK(std::string(to_string(Aggregate::mean)) == "mean");
+}
+
+TEST_CASE("durations parse", "[config]") {
+  const auto [text, ms] = GENERATE(table<std::string, std::int64_t>({
+      {"0s", 0},
+      {"0ms", 0},
+      {"1ms", 1},
+      {"250ms", 250},
+      {"1500ms", 1500},
+      {"10s", 10'000},
+      {"5m", 300'000},
+      {"1h", 3'600'000},
+      {"0010s", 10'000},
+      {"9223372036854775807ms", 9223372036854775807},
+  }));
+  CAPTURE(text);
+  CHECK(parse_duration(text) == Millis(ms));
+}
+
+TEST_CASE("bad durations are rejected", "[config]") {
+  const std::string text =
+      GENERATE(as<std::string>{}, "", "10", "s", "ms", "-1s", "+1s", "1.5s", "1e3ms", " 1s", "1s ",
+               "1 s", "1S", "1sec", "1d", "1us", "9223372036854775808ms", "9223372036854776s",
+               "99999999999999999999h");
+  CAPTURE(text);
+  CHECK_THROWS_AS(parse_duration(text), std::invalid_argument);
+}
+
+TEST_CASE("durations format in the largest exact unit and round-trip", "[config]") {
+  const auto [ms, text] = GENERATE(table<std::int64_t, std::string>({
+      {0, "0s"},
+      {1, "1ms"},
+      {1500, "1500ms"},
+      {1000, "1s"},
+      {10'000, "10s"},
+      {90'000, "90s"},
+      {300'000, "5m"},
+      {5'400'000, "90m"},
+      {3'600'000, "1h"},
+      {86'400'000, "24h"},
+  }));
+  CHECK(format_duration(Millis(ms)) == text);
+  CHECK(parse_duration(format_duration(Millis(ms))) == Millis(ms));
+}
+
+TEST_CASE("${VAR} is substituted in any scalar value", "[config]") {
+  const auto env = env_of({{"PORT", "7000"}, {"A", "x"}, {"EMPTY", ""}, {"SIZE", "5s"}});
+  const Config c = parse_text(
+      "pipelines:\n"
+      "  - name: p${A}${A}\n"
+      "    source: {tcp: {listen: \"127.0.0.1:${PORT}\"}}\n"
+      "    window: {size: \"${SIZE}\", aggregates: [\"${EMPTY}sum\"]}\n"
+      "    point: {tags: {t: \"<${A}-${A}>$ {A}\"}}\n"
+      "    sink: {influxdb: {password: \"${EMPTY}\", username: \"$A${A}\"}}\n",
+      env);
+  const PipelineConfig& p = c.pipelines.at(0);
+  CHECK(p.name == "pxx");
+  CHECK(p.listen.port == 7000);
+  CHECK(p.window_size == 5s);
+  CHECK(p.aggregates == std::vector{Aggregate::sum});
+  CHECK(p.tags.at("t") == "<x-x>$ {A}");
+  CHECK(p.influx.password.empty());  // set but empty is fine
+  CHECK(p.influx.username == "$Ax");
+}
+
+TEST_CASE("an unset variable is an error naming it, on its line", "[config]") {
+  const std::string message = error_of(
+      "pipelines:\n  - name: a\n    point:\n      tags: {host: \"${HOSTNAME_FOR_TEST}\"}\n");
+  CHECK_THAT(message, Catch::StartsWith("t.yaml:4: pipelines[0].point.tags.host: "));
+  CHECK_THAT(message, Catch::Contains("HOSTNAME_FOR_TEST is not set"));
+}
+
+TEST_CASE("process_environment reads the real environment", "[config]") {
+  ::setenv("TUMBLED_CONFIG_TEST_VAR", "from-env", 1);
+  ::unsetenv("TUMBLED_CONFIG_TEST_UNSET");
+  const EnvLookup env = process_environment();
+  CHECK(env("TUMBLED_CONFIG_TEST_VAR") == std::optional<std::string>("from-env"));
+  CHECK_FALSE(env("TUMBLED_CONFIG_TEST_UNSET").has_value());
+  const Config c = parse("pipelines: [{name: \"${TUMBLED_CONFIG_TEST_VAR}\"}]\n", "t.yaml");
+  CHECK(c.pipelines.at(0).name == "from-env");
+}
+
+TEST_CASE("to_yaml masks the password and re-parses to the same values", "[config]") {
+  const Config c = parse_text(kFullExample, kFullEnv);
+  const std::string yaml = to_yaml(c);
+  CAPTURE(yaml);
+  CHECK_THAT(yaml, !Catch::Contains("s3cret"));
+  CHECK_THAT(yaml, Catch::Contains("password: \"******\""));
+  CHECK_THAT(yaml, Catch::Contains("url: http://influx.example:8087/proxy"));
+
+  Config back = parse_text(yaml);
+  CHECK(back.pipelines.at(0).influx.password == "******");
+  CHECK(back.pipelines.at(1).influx.password.empty());  // empty stays empty, unmasked
+  back.pipelines.at(0).influx.password = "s3cret";
+  CHECK(back == c);
+  CHECK(to_yaml(back) == yaml);
+}
+
+TEST_CASE("to_yaml round-trips strings YAML would otherwise reinterpret", "[config]") {
+  Config c = parse_text("pipelines: [{name: a}]\n");
+  c.state_dir = "null";
+  c.pipelines[0].measurement = "true";
+  c.pipelines[0].tags = {{"k", "~"}, {"n", "123"}, {"h", "#x"}, {"c", "a: b"}};
+  c.pipelines[0].influx.username = "- x";
+  c.pipelines[0].influx.retention_policy = "'q'";
+  CHECK(parse_text(to_yaml(c)) == c);
+}
+
+TEST_CASE("config_reference documents every key once", "[config]") {
+  const std::string ref = config_reference();
+  CAPTURE(ref);
+  CHECK_THAT(ref, Catch::StartsWith("| Key | Type | Default | Description |\n|---|---|---|---|\n"));
+  const auto [key, type, def] = GENERATE(table<std::string, std::string, std::string>({
+      {"log.level", "one of trace, debug, info, warn, error", "`info`"},
+      {"state.dir", "string", "`./var/tumbled`"},
+      {"state.checkpoint_interval", "duration > 0", "`1s`"},
+      {"shutdown_timeout", "duration > 0", "`5s`"},
+      {"pipelines", "list of pipelines", "required"},
+      {"pipelines[].name", "name", "required"},
+      {"pipelines[].source.tcp.listen", "host:port", "`127.0.0.1:9000`"},
+      {"pipelines[].source.tcp.max_line_bytes", "integer 1..1048576", "`1024`"},
+      {"pipelines[].window.size", "duration > 0", "`10s`"},
+      {"pipelines[].window.aggregates", "list of sum, count, min, max, mean", "`[sum]`"},
+      {"pipelines[].point.measurement", "string", "`records`"},
+      {"pipelines[].point.tags", "map of string to string", "`{window: 10-sec}`"},
+      {"pipelines[].sink.influxdb.url", "URL", "`http://127.0.0.1:8086`"},
+      {"pipelines[].sink.influxdb.database", "string", "`telemetry`"},
+      {"pipelines[].sink.influxdb.retention_policy", "string", "`\"\"`"},
+      {"pipelines[].sink.influxdb.username", "string", "`\"\"`"},
+      {"pipelines[].sink.influxdb.password", "string", "`\"\"`"},
+      {"pipelines[].sink.influxdb.batch_size", "integer 1..1000000", "`100`"},
+      {"pipelines[].sink.influxdb.batch_interval", "duration > 0", "`1s`"},
+      {"pipelines[].sink.influxdb.request_timeout", "duration > 0", "`5s`"},
+      {"pipelines[].sink.influxdb.retry.initial_backoff", "duration > 0", "`100ms`"},
+      {"pipelines[].sink.influxdb.retry.max_backoff", "duration > 0", "`30s`"},
+      {"pipelines[].sink.influxdb.retry.max_retries", "integer >= -1", "`-1`"},
+  }));
+  const std::string row = "| `" + key + "` | " + type + " | " + def + " | ";
+  const auto at = ref.find(row);
+  CHECK(at != std::string::npos);
+  CHECK(ref.find("| `" + key + "` |", at + 1) == std::string::npos);
+  // 2 header lines + one line per key: nothing undocumented sneaks in.
+  CHECK(std::count(ref.begin(), ref.end(), '\n') == 2 + 23);
+}
+
+TEST_CASE("load_file reads a file and reports unreadable ones", "[config]") {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("tumbled_config_test_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto path = (dir / "tumbled.yaml").string();
+  {
+    std::ofstream out(path);
+    out << "pipelines:\n  - name: a\n    window: {size: 5x}\n";
+  }
+  CHECK_THROWS_WITH(load_file(path, no_env),
+                    Catch::StartsWith(path + ":3: pipelines[0].window.size: "));
+  {
+    std::ofstream out(path);
+    out << "pipelines: [{name: from-file}]\n";
+  }
+  CHECK(load_file(path, no_env).pipelines.at(0).name == "from-file");
+  CHECK_THROWS_WITH(load_file((dir / "missing.yaml").string(), no_env),
+                    (dir / "missing.yaml").string() + ": cannot read: No such file or directory");
+  CHECK_THROWS_AS(load_file(dir.string(), no_env), ConfigError);
+  CHECK_THROWS_WITH(load_file(dir.string(), no_env), Catch::Contains(": cannot read: "));
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("malformed input only ever throws ConfigError", "[config]") {
+  const std::vector<std::string> nasty{
+      "[",
+      "{",
+      ":",
+      "- - -",
+      "\t",
+      "pipelines: &a [*a]",
+      "pipelines: [&p {name: a, source: *p}]",
+      "pipelines: [{name: a, source: {tcp: &t {listen: *t}}}]",
+      "? [a, b]\n: c\n",
+      "pipelines: [{? {a: 1} : 2}]",
+      "pipelines: !!binary AAAA",
+      std::string(100'000, '['),
+      std::string("pipelines: [{name: \0a}]", 24),
+      "\xff\xfe\x00",
+      "pipelines: [{name: a}]\n<<: {log: {level: info}}\n",
+  };
+  for (const auto& yaml : nasty) {
+    CAPTURE(yaml.substr(0, 80));
+    CHECK_THROWS_AS(parse_text(yaml), ConfigError);
+  }
+
+  // Random byte mutations of a valid config: parse either succeeds or throws ConfigError.
+  std::mt19937 rng(12345);
+  const std::string alphabet = "{}[]:,-&*!|>'\"#%@`?${} \n\tab01.";
+  for (int i = 0; i < 3000; ++i) {
+    std::string yaml = kFullExample;
+    const int edits = 1 + static_cast<int>(rng() % 4);
+    for (int e = 0; e < edits; ++e) {
+      const auto pos = rng() % yaml.size();
+      switch (rng() % 3) {
+        case 0: yaml[pos] = alphabet[rng() % alphabet.size()]; break;
+        case 1: yaml.erase(pos, 1 + rng() % 8); break;
+        default: yaml.insert(pos, 1, alphabet[rng() % alphabet.size()]); break;
+      }
+    }
+    try {
+      parse_text(yaml, kFullEnv);
+    } catch (const ConfigError&) {
+    } catch (...) {
+      FAIL("non-ConfigError exception for:\n" << yaml);
+    }
+  }
+}

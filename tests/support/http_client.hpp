@@ -1,0 +1,41 @@
+// Tiny synchronous HTTP/1.1 client for tests (Boost.Beast underneath).
+//
+// Contract: http_request() opens a fresh connection to host:port (host is an
+// IP literal such as "127.0.0.1"; no DNS in tests), sends one
+// request with "Connection: close", reads the whole response and closes. The
+// timeout is one deadline for connect + write + read together, so a test
+// talking to a black-holed peer fails after `timeout`, never hangs. Transport
+// failures (refused, reset, timeout) throw boost::system::system_error; the
+// timeout case carries boost::beast::error::timeout so tests can tell it
+// apart. Any HTTP status, including 4xx/5xx, is returned, not thrown.
+// Thread-safe: every call uses its own io_context.
+#pragma once
+
+#include <boost/beast/http/verb.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace tumbled::test {
+
+struct HttpResponse {
+  int status = 0;
+  std::string body;
+};
+
+using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
+
+HttpResponse http_request(boost::beast::http::verb method, std::string_view host,
+                          std::uint16_t port, std::string_view target, std::string_view body = {},
+                          const HttpHeaders& headers = {},
+                          std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+// Percent-encodes everything except RFC 3986 unreserved characters, which is
+// what query-string values (InfluxQL with spaces, quotes, '=') need.
+std::string url_encode(std::string_view text);
+
+}  // namespace tumbled::test

@@ -1,0 +1,105 @@
+// The command line as an operator meets it: --check-config, --version, --help, exit codes, and
+// clear errors when the daemon cannot start.
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "support/process.hpp"
+#include "support/tcp_feed.hpp"
+
+using namespace tumbled::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct Run {
+  int code;
+  std::string output;
+};
+
+Run run_tumbled(const TempDir& dir, std::vector<std::string> args, EnvVars env = {}) {
+  args.insert(args.begin(), TUMBLED_BINARY);
+  static int runs = 0;
+  ChildProcess process(args, dir.path() / ("run-" + std::to_string(++runs) + ".log"), env);
+  const auto code = process.wait_for(10s);
+  return {code.value_or(-1), process.log_text()};
+}
+
+std::string write(const TempDir& dir, const std::string& name, const std::string& text) {
+  const auto path = (dir.path() / name).string();
+  std::ofstream(path) << text;
+  return path;
+}
+
+}  // namespace
+
+TEST_CASE("check-config accepts the shipped example and names key and line of errors",
+          "[system][cli]") {
+  TempDir dir;
+  const auto ok =
+      run_tumbled(dir, {"--config", TUMBLED_SOURCE_DIR "/config/tumbled.yaml", "--check-config"},
+                  {{"INFLUX_PASSWORD", "secret"}});
+  CHECK(ok.code == 0);
+  CHECK(ok.output.find("configuration is valid") != std::string::npos);
+
+  const auto bad = write(dir, "bad.yaml",
+                         "pipelines:\n"
+                         "  - name: a\n"
+                         "    window: {size: 10 seconds}\n");
+  const auto result = run_tumbled(dir, {"--config", bad, "--check-config"});
+  CHECK(result.code == 78);
+  CHECK(result.output.find(":3:") != std::string::npos);
+  CHECK(result.output.find("window.size") != std::string::npos);
+
+  const auto missing = run_tumbled(dir, {"--config", (dir.path() / "nope.yaml").string()});
+  CHECK(missing.code == 78);
+  CHECK(missing.output.find("cannot read") != std::string::npos);
+}
+
+TEST_CASE("print-config masks the password", "[system][cli]") {
+  TempDir dir;
+  const auto result =
+      run_tumbled(dir, {"--config", TUMBLED_SOURCE_DIR "/config/tumbled.yaml", "--print-config"},
+                  {{"INFLUX_PASSWORD", "hunter2"}});
+  CHECK(result.code == 0);
+  CHECK(result.output.find("hunter2") == std::string::npos);
+  CHECK(result.output.find("batch_size") != std::string::npos);
+}
+
+TEST_CASE("version, help and bad usage", "[system][cli]") {
+  TempDir dir;
+  CHECK(run_tumbled(dir, {"--version"}).output.find("tumbled ") == 0);
+  const auto help = run_tumbled(dir, {"--help"});
+  CHECK(help.code == 0);
+  CHECK(help.output.find("--check-config") != std::string::npos);
+  CHECK(run_tumbled(dir, {"--bogus"}).code == 64);
+  CHECK(run_tumbled(dir, {}).code == 64);
+}
+
+TEST_CASE("a listen address in use stops the daemon with a clear error", "[system][cli]") {
+  TempDir dir;
+  const auto port = free_port();
+  // Hold the port with a listener of our own.
+  const int holder = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(holder, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  REQUIRE(::listen(holder, 1) == 0);
+  const auto config = write(dir, "tumbled.yaml",
+                            "state: {dir: " + (dir.path() / "state").string() +
+                                "}\n"
+                                "pipelines:\n  - name: a\n    source: {tcp: {listen: 127.0.0.1:" +
+                                std::to_string(port) + "}}\n");
+  const auto result = run_tumbled(dir, {"--config", config});
+  CHECK(result.code == 1);
+  CHECK(result.output.find("cannot listen on 127.0.0.1:" + std::to_string(port)) !=
+        std::string::npos);
+  ::close(holder);
+}

@@ -1,0 +1,82 @@
+#include "system/daemon.hpp"
+
+#include <boost/json.hpp>
+#include <fstream>
+#include <stdexcept>
+
+#include "support/tcp_feed.hpp"
+
+namespace tumbled::test {
+
+void Daemon::write_config() const {
+  std::ofstream out(config_path());
+  out << "log: {level: debug}\n"
+      << "state: {dir: " << (dir_.path() / "state").string()
+      << ", checkpoint_interval: " << checkpoint_interval_ << "}\n"
+      << "shutdown_timeout: 3s\n"
+      << "pipelines:\n";
+  for (const auto& p : pipelines_) {
+    out << "  - name: " << p.name << "\n"
+        << "    source: {tcp: {listen: 127.0.0.1:" << p.listen_port
+        << ", max_line_bytes: " << p.max_line_bytes << "}}\n"
+        << "    window: {size: " << p.window << ", aggregates: " << p.aggregates << "}\n"
+        << "    point: {measurement: " << p.name << ", tags: {window: " << p.window << "}}\n"
+        << "    sink:\n      influxdb:\n"
+        << "        url: http://127.0.0.1:" << p.influx_port << "\n"
+        << "        database: telemetry\n"
+        << "        batch_size: 50\n"
+        << "        batch_interval: " << p.batch_interval << "\n"
+        << "        request_timeout: " << p.request_timeout << "\n"
+        << "        retry: {initial_backoff: 50ms, max_backoff: " << p.max_backoff << "}\n";
+  }
+  if (!out) throw std::runtime_error("cannot write " + config_path());
+}
+
+void Daemon::start() {
+  write_config();
+  ++starts_;
+  const auto log = dir_.path() / ("tumbled-" + std::to_string(starts_) + ".log");
+  process_.emplace(std::vector<std::string>{TUMBLED_BINARY, "--config", config_path()}, log);
+  for (const auto& p : pipelines_) {
+    const bool listening = wait_until(
+        [&] {
+          if (!process_->running()) return true;
+          try {
+            TcpFeeder probe(p.listen_port, std::chrono::milliseconds(200));
+            probe.close();
+            return true;
+          } catch (const std::exception&) {
+            return false;
+          }
+        },
+        std::chrono::seconds(10));
+    if (!listening || !process_->running()) {
+      throw std::runtime_error("tumbled did not start listening on port " +
+                               std::to_string(p.listen_port) + "; log:\n" + process_->log_text());
+    }
+  }
+}
+
+int Daemon::stop(std::chrono::milliseconds timeout) {
+  process_->signal(SIGTERM);
+  const auto code = process_->wait_for(timeout);
+  if (!code) throw std::runtime_error("tumbled did not stop after SIGTERM; log:\n" + log_text());
+  return *code;
+}
+
+void Daemon::kill() {
+  process_->signal(SIGKILL);
+  process_->wait_for(std::chrono::seconds(10));
+}
+
+WindowTotals window_totals(InfluxServer& influx, const std::string& measurement) {
+  WindowTotals totals;
+  for (const auto& row :
+       influx.series_values("telemetry", "SELECT sum FROM \"" + measurement + "\"")) {
+    totals.sum += row.at(1).to_number<std::int64_t>();
+    ++totals.windows;
+  }
+  return totals;
+}
+
+}  // namespace tumbled::test

@@ -1,0 +1,60 @@
+// Runs the tumbled binary for system tests: writes its YAML config into a temp dir, starts it,
+// waits until its listeners accept, and stops or kills it. One TempDir holds config, state and log,
+// so a restart with the same Daemon object keeps its state.
+#pragma once
+
+#include <csignal>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "support/influxd.hpp"
+#include "support/process.hpp"
+
+namespace tumbled::test {
+
+// Settings the system tests vary; everything else stays at the daemon's defaults.
+struct PipelineSpec {
+  std::string name = "records";
+  std::uint16_t listen_port = free_port();
+  std::uint16_t influx_port = 0;
+  std::string window = "1s";
+  std::string aggregates = "[sum]";
+  std::string batch_interval = "100ms";
+  std::string request_timeout = "500ms";
+  std::string max_backoff = "300ms";
+  std::size_t max_line_bytes = 64;
+};
+
+class Daemon {
+ public:
+  explicit Daemon(std::vector<PipelineSpec> pipelines, std::string checkpoint_interval = "200ms")
+      : pipelines_(std::move(pipelines)), checkpoint_interval_(std::move(checkpoint_interval)) {}
+
+  std::string config_path() const { return (dir_.path() / "tumbled.yaml").string(); }
+
+  void start();
+  // SIGTERM and wait; returns the exit code (128+signal if it died of one).
+  int stop(std::chrono::milliseconds timeout = std::chrono::seconds(20));
+  void kill();  // SIGKILL: no checkpoint, no flush
+  std::string log_text() const { return process_ ? process_->log_text() : std::string(); }
+  const PipelineSpec& pipeline(std::size_t i = 0) const { return pipelines_.at(i); }
+
+ private:
+  void write_config() const;
+
+  std::vector<PipelineSpec> pipelines_;
+  std::string checkpoint_interval_;
+  TempDir dir_{"tumbled-daemon-"};
+  int starts_ = 0;
+  std::optional<ChildProcess> process_;
+};
+
+// The sum of the `sum` field over every window of a measurement, and how many windows there are.
+struct WindowTotals {
+  std::int64_t sum = 0;
+  std::size_t windows = 0;
+};
+WindowTotals window_totals(InfluxServer& influx, const std::string& measurement = "records");
+
+}  // namespace tumbled::test
