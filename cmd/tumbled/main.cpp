@@ -38,6 +38,7 @@ Options:
   -c, --config PATH   YAML configuration file (see config/tumbled.yaml)
   --check-config      validate the configuration and exit (0 valid, 78 invalid)
   --print-config      print the effective configuration, secrets masked, and exit
+  --help-config       print every configuration key with its type, default and meaning
   --version           print the version and exit
   -h, --help          print this help and exit
 
@@ -153,6 +154,9 @@ int main(int argc, char** argv) {
     const std::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h") {
       std::cout << kHelp;
+      return 0;
+    } else if (arg == "--help-config") {
+      std::cout << config::config_reference();
       return 0;
     } else if (arg == "--version") {
       std::cout << "tumbled " << TUMBLED_VERSION << "\n";

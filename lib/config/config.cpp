@@ -10,6 +10,8 @@
 // only code outside the tables.
 #include "config/config.hpp"
 
+#include "sink/line_protocol.hpp"
+
 #include <arpa/inet.h>
 #include <yaml-cpp/yaml.h>
 
@@ -118,6 +120,14 @@ Codec<string> text(string type, std::function<string(const string&)> check = {})
 
 Codec<string> nonempty() {
   return text("string", [](const string& v) { return v.empty() ? "must not be empty" : ""; });
+}
+
+// A name that InfluxDB line protocol can carry in the given role.
+Codec<string> line_protocol_name(sink::NameRole role) {
+  return text("string", [role](const string& v) -> string {
+    const auto problem = sink::name_problem(v, role);
+    return problem ? *problem : "";
+  });
 }
 
 Codec<string> secret() {
@@ -359,6 +369,12 @@ Codec<Tags> tags() {
                 ctx.fail(at.Mark(), key_path, "expected a string, got no value");
               string v = ctx.scalar(kv.second, key_path, "a string");
               if (v.empty()) ctx.fail(at.Mark(), key_path, "tag values must not be empty");
+              if (const auto problem = sink::name_problem(kv.first.Scalar(), sink::NameRole::tag_key)) {
+                ctx.fail(kv.first.Mark(), key_path, "tag name " + *problem);
+              }
+              if (const auto problem = sink::name_problem(v, sink::NameRole::tag_value)) {
+                ctx.fail(at.Mark(), key_path, "tag value " + *problem);
+              }
               result.emplace(kv.first.Scalar(), std::move(v));
             }
             out = std::move(result);
@@ -417,7 +433,8 @@ const std::vector<Key<PipelineConfig>>& pipeline_keys() {
              "Length of each tumbling window."),
       key<P>("pipelines[].window.aggregates", aggregates(), FIELD(aggregates),
              "Values computed per window; non-empty, no repeats."),
-      key<P>("pipelines[].point.measurement", nonempty(), FIELD(measurement),
+      key<P>("pipelines[].point.measurement", line_protocol_name(sink::NameRole::measurement),
+             FIELD(measurement),
              "InfluxDB measurement of the points written."),
       key<P>(
           "pipelines[].point.tags", tags(), FIELD(tags),

@@ -608,3 +608,20 @@ TEST_CASE("malformed input only ever throws ConfigError", "[config]") {
     }
   }
 }
+
+TEST_CASE("names line protocol cannot carry are refused with key and line", "[config]") {
+  const auto message = [](const std::string& yaml) {
+    try {
+      tumbled::config::parse(yaml, "t.yaml", [](const std::string&) { return std::nullopt; });
+    } catch (const tumbled::config::ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(accepted)");
+  };
+  CHECK(message("pipelines:\n  - name: a\n    point: {measurement: \"#m\"}\n").find(
+            "t.yaml:3: pipelines[0].point.measurement: must not start with '#'") == 0);
+  CHECK(message("pipelines:\n  - name: a\n    point:\n      tags: {time: x}\n").find(
+            "t.yaml:4: pipelines[0].point.tags.time: tag name 'time' is reserved") == 0);
+  CHECK(message("pipelines:\n  - name: a\n    point:\n      tags: {t: \"a\\nb\"}\n").find(
+            "t.yaml:4: pipelines[0].point.tags.t: tag value must not contain a line break") == 0);
+}

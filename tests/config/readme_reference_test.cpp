@@ -1,0 +1,23 @@
+// The README's configuration reference is the config table's own output, so the two cannot drift.
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <sstream>
+
+#include "config/config.hpp"
+
+TEST_CASE("README's configuration reference matches the config table", "[config][docs]") {
+  std::ifstream file(TUMBLED_SOURCE_DIR "/README.md");
+  REQUIRE(file);
+  std::stringstream text;
+  text << file.rdbuf();
+  const std::string readme = text.str();
+  const std::string begin = "<!-- config-reference:begin -->\n";
+  const auto from = readme.find(begin);
+  const auto to = readme.find("<!-- config-reference:end -->");
+  REQUIRE(from != std::string::npos);
+  REQUIRE(to != std::string::npos);
+  INFO("regenerate with: build/tumbled --help-config, pasted between the README's markers");
+  CHECK(readme.substr(from + begin.size(), to - from - begin.size()) ==
+        tumbled::config::config_reference());
+}
