@@ -6,11 +6,13 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <iostream>
 #include <string_view>
 
@@ -28,7 +30,8 @@ constexpr int kExitUsage = 64;   // sysexits EX_USAGE
 constexpr int kExitConfig = 78;  // sysexits EX_CONFIG
 
 constexpr std::string_view kHelp = R"(Usage: tumbled --config PATH [--check-config | --print-config]
-       tumbled --version | --help
+       tumbled deadletter list|replay --config PATH [--pipeline NAME] [--lines]
+       tumbled --help-config | --version | --help
 
 Reads newline-delimited integers from TCP, sums them over tumbling windows and
 writes one point per window to InfluxDB, keeping open windows and unsent points
@@ -42,6 +45,12 @@ Options:
   --version           print the version and exit
   -h, --help          print this help and exit
 
+Dead letters (points InfluxDB refused for good, kept in the state store):
+  deadletter list     print them: pipeline, id, time, points, InfluxDB's error
+                      (--lines also prints the points); works while tumbled runs
+  deadletter replay   put them back in their pipelines' queues, to be sent at the
+                      next start (after fixing the cause); tumbled must be stopped
+
 Signals: SIGTERM or SIGINT stop gracefully (stop accepting, checkpoint, flush
 for at most shutdown_timeout, exit 0); a second signal exits at once.
 
@@ -53,7 +62,66 @@ struct Options {
   std::string config_path;
   bool check_only = false;
   bool print_config = false;
+  std::string deadletter_command;  // list | replay, or empty
+  std::string pipeline;            // deadletter: only this pipeline
+  bool lines = false;              // deadletter list: print the points too
 };
+
+std::string utc_time(std::int64_t ms) {
+  const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
+}
+
+int run_deadletter(const Options& options, const config::Config& cfg) {
+  const bool replay = options.deadletter_command == "replay";
+  std::unique_ptr<store::CheckpointStore> store;
+  try {
+    store = store::CheckpointStore::open(cfg.state_dir,
+                                         replay ? store::CheckpointStore::Access::read_write
+                                                : store::CheckpointStore::Access::read_only);
+  } catch (const std::exception& e) {
+    std::cerr << "tumbled: " << e.what() << "\n";
+    return kExitRuntime;
+  }
+  std::size_t letters = 0, points = 0;
+  for (const auto& letter : store->dead_letters()) {
+    if (!options.pipeline.empty() && letter.pipeline != options.pipeline) continue;
+    const auto count =
+        static_cast<std::size_t>(std::count(letter.body.begin(), letter.body.end(), '\n'));
+    ++letters;
+    points += count;
+    if (replay) {
+      if (const auto error = store->requeue_dead_letter(letter)) {
+        std::cerr << "tumbled: cannot requeue dead letter " << letter.first_seq << ": " << *error
+                  << "\n";
+        return kExitRuntime;
+      }
+      continue;
+    }
+    std::cout << letter.pipeline << "\t" << letter.first_seq << "\t"
+              << utc_time(letter.failed_at_ms) << "\t" << count << " points\t" << letter.error
+              << "\n";
+    if (options.lines) {
+      std::string_view body = letter.body;
+      while (!body.empty()) {
+        const auto end = body.find('\n');
+        std::cout << "    " << body.substr(0, end) << "\n";
+        body.remove_prefix(end == std::string_view::npos ? body.size() : end + 1);
+      }
+    }
+  }
+  if (replay) {
+    std::cout << "requeued " << letters << " dead letters (" << points
+              << " points); they are sent when tumbled starts\n";
+  } else {
+    std::cout << letters << " dead letters, " << points << " points\n";
+  }
+  return 0;
+}
 
 std::shared_ptr<spdlog::logger> make_root_logger(const std::string& level) {
   // Colour only on a terminal: under systemd the journal gets plain lines.
@@ -150,7 +218,17 @@ int run(const config::Config& cfg) {
 
 int main(int argc, char** argv) {
   Options options;
-  for (int i = 1; i < argc; ++i) {
+  int first = 1;
+  if (argc > 1 && std::string_view(argv[1]) == "deadletter") {
+    if (argc < 3 ||
+        (std::string_view(argv[2]) != "list" && std::string_view(argv[2]) != "replay")) {
+      std::cerr << "tumbled: deadletter needs list or replay\n\n" << kHelp;
+      return kExitUsage;
+    }
+    options.deadletter_command = argv[2];
+    first = 3;
+  }
+  for (int i = first; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h") {
       std::cout << kHelp;
@@ -169,6 +247,10 @@ int main(int argc, char** argv) {
       options.check_only = true;
     } else if (arg == "--print-config") {
       options.print_config = true;
+    } else if (!options.deadletter_command.empty() && arg == "--pipeline" && i + 1 < argc) {
+      options.pipeline = argv[++i];
+    } else if (!options.deadletter_command.empty() && arg == "--lines") {
+      options.lines = true;
     } else {
       std::cerr << "tumbled: unknown or incomplete option '" << arg << "'\n\n" << kHelp;
       return kExitUsage;
@@ -186,6 +268,7 @@ int main(int argc, char** argv) {
     std::cerr << "tumbled: invalid configuration: " << e.what() << "\n";
     return kExitConfig;
   }
+  if (!options.deadletter_command.empty()) return run_deadletter(options, cfg);
   if (options.check_only) {
     std::cout << options.config_path << ": configuration is valid (" << cfg.pipelines.size()
               << " pipelines)\n";

@@ -13,6 +13,7 @@
 #include "sink/line_protocol.hpp"
 
 #include <arpa/inet.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -25,6 +26,7 @@
 #include <cstring>
 #include <limits>
 #include <set>
+#include <sstream>
 #include <string_view>
 #include <system_error>
 #include <utility>
@@ -58,6 +60,36 @@ bool is_env_name(string_view name) {
   });
 }
 
+// Valid UTF-8 without noncharacters: what yaml-cpp's emitter writes back as it is. It prints
+// U+FFFD for anything else, so to_yaml() would show, and re-read, a different value.
+bool is_utf8_text(string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+    const unsigned lead = byte(i);
+    std::size_t n = 0;  // length of the sequence; C0, C1 and F5..FF never lead one
+    if (lead < 0x80) {
+      n = 1;
+    } else if (lead >= 0xC2 && lead <= 0xDF) {
+      n = 2;
+    } else if (lead >= 0xE0 && lead <= 0xEF) {
+      n = 3;
+    } else if (lead >= 0xF0 && lead <= 0xF4) {
+      n = 4;
+    }
+    if (n == 0 || i + n > s.size()) return false;
+    std::uint32_t cp = n == 1 ? lead : lead & (0x7F >> n);
+    for (std::size_t k = 1; k < n; ++k) {
+      if ((byte(i + k) & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (byte(i + k) & 0x3F);
+    }
+    const bool overlong = (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000);
+    const bool noncharacter = (cp >= 0xFDD0 && cp <= 0xFDEF) || (cp & 0xFFFE) == 0xFFFE;
+    if (overlong || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) || noncharacter) return false;
+    i += n;
+  }
+  return true;
+}
+
 struct Ctx {
   const string& source;
   const EnvLookup& env;
@@ -74,7 +106,10 @@ struct Ctx {
     string out;
     for (std::size_t i = 0;;) {
       const auto open = text.find("${", i);
-      if (open == string::npos) return out.append(text, i, string::npos);
+      if (open == string::npos) {
+        out.append(text, i, string::npos);
+        break;
+      }
       out.append(text, i, open - i);
       const auto close = text.find('}', open + 2);
       if (close == string::npos) fail(n.Mark(), path, "unterminated \"${\" (expected ${NAME})");
@@ -87,6 +122,8 @@ struct Ctx {
       out += *value;
       i = close + 1;
     }
+    if (!is_utf8_text(out)) fail(n.Mark(), path, "must be valid UTF-8 text");
+    return out;
   }
 };
 
@@ -353,37 +390,39 @@ Codec<std::vector<Aggregate>> aggregates() {
 using Tags = std::map<string, string>;
 
 Codec<Tags> tags() {
-  return {"map of string to string",
-          [](const Ctx& ctx, const YAML::Node& n, const string& path, Tags& out) {
-            if (!n.IsMap()) ctx.fail(n.Mark(), path, string("expected a mapping, got ") + kind(n));
-            Tags result;
-            for (const auto& kv : n) {
-              if (!kv.first.IsScalar() || kv.first.Scalar().empty()) {
-                ctx.fail(kv.first.Mark(), path, "tag names must be non-empty strings");
-              }
-              const string key_path = path + "." + kv.first.Scalar();
-              if (result.count(kv.first.Scalar()))
-                ctx.fail(kv.first.Mark(), key_path, "duplicate tag");
-              const YAML::Node& at = kv.second.IsNull() ? kv.first : kv.second;
-              if (kv.second.IsNull())
-                ctx.fail(at.Mark(), key_path, "expected a string, got no value");
-              string v = ctx.scalar(kv.second, key_path, "a string");
-              if (v.empty()) ctx.fail(at.Mark(), key_path, "tag values must not be empty");
-              if (const auto problem = sink::name_problem(kv.first.Scalar(), sink::NameRole::tag_key)) {
-                ctx.fail(kv.first.Mark(), key_path, "tag name " + *problem);
-              }
-              if (const auto problem = sink::name_problem(v, sink::NameRole::tag_value)) {
-                ctx.fail(at.Mark(), key_path, "tag value " + *problem);
-              }
-              result.emplace(kv.first.Scalar(), std::move(v));
-            }
-            out = std::move(result);
-          },
-          [](const Tags& t) {
-            YAML::Node n(YAML::NodeType::Map);
-            for (const auto& [k, v] : t) n[k] = v;
-            return flow(n);
-          }};
+  return {
+      "map of string to string",
+      [](const Ctx& ctx, const YAML::Node& n, const string& path, Tags& out) {
+        if (!n.IsMap()) ctx.fail(n.Mark(), path, string("expected a mapping, got ") + kind(n));
+        Tags result;
+        for (const auto& kv : n) {
+          if (!kv.first.IsScalar() || kv.first.Scalar().empty()) {
+            ctx.fail(kv.first.Mark(), path, "tag names must be non-empty strings");
+          }
+          if (!is_utf8_text(kv.first.Scalar())) {
+            ctx.fail(kv.first.Mark(), path, "tag names must be valid UTF-8 text");
+          }
+          const string key_path = path + "." + kv.first.Scalar();
+          if (result.count(kv.first.Scalar())) ctx.fail(kv.first.Mark(), key_path, "duplicate tag");
+          const YAML::Node& at = kv.second.IsNull() ? kv.first : kv.second;
+          if (kv.second.IsNull()) ctx.fail(at.Mark(), key_path, "expected a string, got no value");
+          string v = ctx.scalar(kv.second, key_path, "a string");
+          if (v.empty()) ctx.fail(at.Mark(), key_path, "tag values must not be empty");
+          if (const auto problem = sink::name_problem(kv.first.Scalar(), sink::NameRole::tag_key)) {
+            ctx.fail(kv.first.Mark(), key_path, "tag name " + *problem);
+          }
+          if (const auto problem = sink::name_problem(v, sink::NameRole::tag_value)) {
+            ctx.fail(at.Mark(), key_path, "tag value " + *problem);
+          }
+          result.emplace(kv.first.Scalar(), std::move(v));
+        }
+        out = std::move(result);
+      },
+      [](const Tags& t) {
+        YAML::Node n(YAML::NodeType::Map);
+        for (const auto& [k, v] : t) n[k] = v;
+        return flow(n);
+      }};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -429,13 +468,15 @@ const std::vector<Key<PipelineConfig>>& pipeline_keys() {
              "Address to accept newline-separated integers on; port 0 picks a free port."),
       key<P>("pipelines[].source.tcp.max_line_bytes", integer<std::size_t>(1, 1 << 20),
              FIELD(max_line_bytes), "Longest accepted input line, in bytes."),
+      key<P>("pipelines[].source.tcp.max_connections", integer<std::size_t>(1, 1'000'000),
+             FIELD(max_connections),
+             "Most connections open at once; more are closed at once and counted."),
       key<P>("pipelines[].window.size", duration(), FIELD(window_size),
              "Length of each tumbling window."),
       key<P>("pipelines[].window.aggregates", aggregates(), FIELD(aggregates),
              "Values computed per window; non-empty, no repeats."),
       key<P>("pipelines[].point.measurement", line_protocol_name(sink::NameRole::measurement),
-             FIELD(measurement),
-             "InfluxDB measurement of the points written."),
+             FIELD(measurement), "InfluxDB measurement of the points written."),
       key<P>(
           "pipelines[].point.tags", tags(), FIELD(tags),
           "Tags on every point; the default applies only when the key is absent, `{}` means none."),
@@ -464,6 +505,13 @@ const std::vector<Key<PipelineConfig>>& pipeline_keys() {
       key<P>("pipelines[].sink.influxdb.retry.max_retries",
              integer<std::int64_t>(-1, std::numeric_limits<std::int64_t>::max()),
              FIELD(influx.retry.max_retries), "Retries of a failed write; -1 retries forever."),
+      key<P>("pipelines[].buffer.max_points", integer<std::size_t>(1, 100'000'000),
+             FIELD(buffer_max_points),
+             "Most points waiting for InfluxDB (all of them are also in the state store)."),
+      key<P>("pipelines[].buffer.when_full", one_of({"block", "drop_oldest"}),
+             FIELD(buffer_when_full),
+             "`block` stops reading the pipeline's sockets (TCP backpressure) until there is room; "
+             "`drop_oldest` drops the oldest waiting point and counts it."),
   };
   return keys;
 }
@@ -665,6 +713,54 @@ Codec<std::vector<PipelineConfig>> pipelines() {
           }};
 }
 
+// Where the first documents of a YAML stream start: at most 3, enough to tell one document from
+// several and from a token no document consumes. Not YAML::LoadAll: in yaml-cpp 0.7 it never
+// returns, allocating until the process dies, when the parser leaves such a token behind (a file
+// that is just ",", or "[a],"): every call then yields one more empty document
+// (jbeder/yaml-cpp#1040; fixed upstream by #1319, after 0.8.0). Found by tests/fuzz.
+struct Document {
+  YAML::Mark start;  // its first token
+  YAML::Mark root;   // its root node, where errors about the document point
+};
+
+struct DocumentMarks final : YAML::EventHandler {
+  std::vector<Document> docs;
+  bool root_pending = false;
+  void node(const YAML::Mark& mark) {
+    if (root_pending) docs.back().root = mark;
+    root_pending = false;
+  }
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    docs.push_back({mark, mark});
+    root_pending = true;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+  void OnScalar(const YAML::Mark& mark, const string&, YAML::anchor_t, const string&) override {
+    node(mark);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    node(mark);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    node(mark);
+  }
+  void OnMapEnd() override {}
+};
+
+std::vector<Document> documents(const string& yaml_text) {
+  std::istringstream in(yaml_text);
+  YAML::Parser parser(in);
+  DocumentMarks handler;
+  while (handler.docs.size() < 3 && parser.HandleNextDocument(handler)) {
+  }
+  return handler.docs;
+}
+
 template <class T>
 void reference_rows(string& out, const std::vector<Key<T>>& table, const T& defaults) {
   const auto cell = [](const string& s) {
@@ -762,15 +858,20 @@ std::string format_duration(Millis d) {
 Config parse(const std::string& yaml_text, const std::string& source_name, const EnvLookup& env) {
   try {
     const Ctx ctx{source_name, env};
-    const std::vector<YAML::Node> docs = YAML::LoadAll(yaml_text);
-    if (docs.empty() || (docs.size() == 1 && docs[0].IsNull())) {
+    const std::vector<Document> docs = documents(yaml_text);
+    for (std::size_t i = 1; i < docs.size(); ++i) {
+      const YAML::Mark& at = docs[i].start;
+      if (at.pos == docs[i - 1].start.pos) {  // a token no document consumed, e.g. a stray ','
+        ctx.fail(at, "(syntax)", "invalid YAML: unexpected '" + yaml_text.substr(at.pos, 1) + "'");
+      }
+    }
+    if (docs.size() > 1) ctx.fail(docs[1].root, "(document)", "only one YAML document is allowed");
+    const YAML::Node root = docs.empty() ? YAML::Node() : YAML::Load(yaml_text);
+    if (root.IsNull()) {
       throw ConfigError(
           source_name +
           ":1: pipelines: the configuration is empty; at least one pipeline is required");
     }
-    if (docs.size() > 1)
-      ctx.fail(docs[1].Mark(), "(document)", "only one YAML document is allowed");
-    const YAML::Node& root = docs[0];
     if (!root.IsMap()) {
       ctx.fail(root.Mark(), "(top level)", std::string("expected a mapping, got ") + kind(root));
     }

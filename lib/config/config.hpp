@@ -62,11 +62,16 @@ struct PipelineConfig {
   std::string name;
   Endpoint listen{"127.0.0.1", 9000};
   std::size_t max_line_bytes = 1024;
+  std::size_t max_connections = 1024;
   Millis window_size{10'000};
   std::vector<Aggregate> aggregates{Aggregate::sum};
   std::string measurement = "records";
   std::map<std::string, std::string> tags{{"window", "10-sec"}};
   InfluxSinkConfig influx;
+  // Points waiting for InfluxDB, at most; then `block` stops reading this pipeline's sockets
+  // (TCP backpressure) until there is room, `drop_oldest` drops the oldest and counts them.
+  std::size_t buffer_max_points = 100'000;
+  std::string buffer_when_full = "block";  // block | drop_oldest
   bool operator==(const PipelineConfig&) const = default;
 };
 

@@ -29,7 +29,7 @@ Pipeline::Pipeline(asio::io_context& io, const config::PipelineConfig& settings,
       clock_(std::move(clock)),
       windows_(settings.window_size.count()),
       source_(
-          io.get_executor(), settings.listen, settings.max_line_bytes,
+          io.get_executor(), settings.listen, settings.max_line_bytes, settings.max_connections,
           [this](std::span<const std::int64_t> values) { accept_values(values); }, log_.tcp),
       writer_(
           io.get_executor(), settings.influx, queue_,
@@ -44,11 +44,14 @@ void Pipeline::start() {
   auto restored = store_.load(settings_.name);
   for (const auto& [start, totals] : restored.open_windows) windows_.restore(start, totals);
   for (auto& point : restored.points) queue_.restore(point.seq, std::move(point.line));
+  queue_.skip_to_seq(restored.next_seq);
   saved_below_ = queue_.next_seq();
   if (!restored.open_windows.empty() || !restored.points.empty()) {
     log_.store->info("pipeline {}: restored {} open windows and {} unsent points", settings_.name,
                      restored.open_windows.size(), restored.points.size());
   }
+  writer_.on_progress([this] { apply_backpressure(); });
+  apply_backpressure();
   source_.listen();
   spawn(source_.run(), "TCP source");
   spawn(window_clock(), "window clock");
@@ -85,6 +88,16 @@ void Pipeline::close_windows() {
     sink::append_point(line, settings_.measurement, settings_.tags, fields, window.end);
     queue_.push(std::move(line), now);
     ++counters_.windows_emitted;
+    if (settings_.buffer_when_full == "drop_oldest" &&
+        queue_.size() > settings_.buffer_max_points) {
+      if (counters_.points_dropped++ == 0) {
+        log_.window->warn(
+            "pipeline {}: {} points wait for InfluxDB (buffer.max_points); dropping "
+            "the oldest (buffer.when_full: drop_oldest)",
+            settings_.name, settings_.buffer_max_points);
+      }
+      queue_.drop_oldest();
+    }
     if (saturated) {
       ++counters_.sums_saturated;
       log_.window->warn(
@@ -97,13 +110,31 @@ void Pipeline::close_windows() {
   }
   // Make the new points durable before InfluxDB may see them (see point_queue.hpp).
   checkpoint();
+  apply_backpressure();
+}
+
+void Pipeline::apply_backpressure() {
+  const bool full =
+      settings_.buffer_when_full == "block" && queue_.size() >= settings_.buffer_max_points;
+  const bool pause = !stopping_ && (full || checkpoint_failing_);
+  if (pause && !source_.paused()) {
+    source_.pause();
+    log_.tcp->warn("pipeline {}: reading from clients paused: {}", settings_.name,
+                   full ? "buffer.max_points points wait for InfluxDB"
+                        : "checkpoints to the state store fail");
+  } else if (!pause && source_.paused()) {
+    source_.resume();
+    log_.tcp->info("pipeline {}: reading from clients resumed", settings_.name);
+  }
 }
 
 void Pipeline::checkpoint() {
-  const auto error =
-      store_.save(settings_.name, {windows_.open_windows(), queue_.points(), saved_below_});
+  const auto error = store_.save(
+      settings_.name, {windows_.open_windows(), queue_.points(), saved_below_, queue_.next_seq()});
   if (error) {
     ++counters_.checkpoint_failures;
+    checkpoint_failing_ = true;
+    apply_backpressure();
     if (*error != last_checkpoint_error_) {
       log_.store->error(
           "pipeline {}: checkpoint failed: {}; new points are held back until a "
@@ -116,6 +147,10 @@ void Pipeline::checkpoint() {
   if (!last_checkpoint_error_.empty()) {
     log_.store->info("pipeline {}: checkpoints succeed again", settings_.name);
     last_checkpoint_error_.clear();
+  }
+  if (checkpoint_failing_) {
+    checkpoint_failing_ = false;
+    apply_backpressure();
   }
   ++counters_.checkpoints;
   const bool new_points = queue_.next_seq() > saved_below_;
@@ -191,11 +226,12 @@ asio::awaitable<void> Pipeline::shutdown(milliseconds flush_timeout) {
   const auto& lines = source_.counters().lines;
   const auto& sink = writer_.counters();
   log_.window->info(
-      "pipeline {} stopped: {} values accepted, {} lines rejected, {} windows "
-      "emitted, {} points written, {} dead-lettered, {} still waiting (kept for the "
-      "next start)",
+      "pipeline {} stopped: {} values accepted, {} lines rejected, {} windows emitted, {} points "
+      "written, {} dead-lettered, {} dropped, {} still waiting (kept for the next start), {} "
+      "connections refused over max_connections",
       settings_.name, lines.accepted, lines.rejected(), counters_.windows_emitted,
-      sink.points_written, sink.points_dead_lettered, queue_.size());
+      sink.points_written, sink.points_dead_lettered, counters_.points_dropped, queue_.size(),
+      source_.counters().connections_refused);
 }
 
 }  // namespace tumbled::pipeline

@@ -6,7 +6,10 @@
 // durable before InfluxDB can see it), the periodic checkpoint, and the batch writer.
 // shutdown() stops accepting, checkpoints, tries to flush every waiting point for at most
 // `flush_timeout`, checkpoints again and returns; open windows stay in the store for the next
-// start. Everything runs on one thread: no locks.
+// start. Backpressure: while `buffer.max_points` points wait (when_full: block) or while
+// checkpoints fail, the source stops reading its sockets, so senders are slowed by TCP itself
+// and nothing accepted is lost; with when_full: drop_oldest the oldest point is dropped and
+// counted instead. Everything runs on one thread: no locks.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
@@ -37,6 +40,7 @@ struct WindowCounters {
   std::uint64_t sums_saturated = 0;
   std::uint64_t checkpoints = 0;
   std::uint64_t checkpoint_failures = 0;
+  std::uint64_t points_dropped = 0;  // buffer full with when_full: drop_oldest
 };
 
 class Pipeline {
@@ -61,6 +65,7 @@ class Pipeline {
   boost::asio::awaitable<void> checkpoint_loop();
   void spawn(boost::asio::awaitable<void> task, const char* what);
   void report_rejections();
+  void apply_backpressure();
 
   boost::asio::io_context& io_;
   const config::PipelineConfig& settings_;
@@ -81,6 +86,7 @@ class Pipeline {
   std::uint64_t reported_rejections_ = 0;
   sink::TimeMs last_rejection_report_ = 0;
   std::string last_checkpoint_error_;
+  bool checkpoint_failing_ = false;
 };
 
 }  // namespace tumbled::pipeline

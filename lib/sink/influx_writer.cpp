@@ -37,7 +37,7 @@ std::string url_encode(const std::string& text) {
 }
 
 std::string basic_authorization(const std::string& user, const std::string& password) {
-  if (user.empty() && password.empty()) return {};
+  if (user.empty()) return {};  // username "" means no authentication, whatever the password
   const std::string plain = user + ":" + password;
   std::string encoded(beast::detail::base64::encoded_size(plain.size()), '\0');
   encoded.resize(beast::detail::base64::encode(encoded.data(), plain.data(), plain.size()));
@@ -86,8 +86,17 @@ void InfluxClient::close() {
 }
 
 asio::awaitable<WriteResult> InfluxClient::write(const std::string& body) {
+  const bool reused = connected_;
   WriteResult result = co_await exchange(body);
+  // close() during the exchange (stop()) leaves connected_ false: then there is nothing to re-send.
+  const bool stale = result.status == 0 && reused && connected_ && !result.timed_out;
   if (result.status == 0) close();  // never reuse a connection in an unknown state
+  if (stale) {
+    // Servers and proxies close idle keep-alive connections; that is no reason to back off.
+    // Writes are idempotent, so sending again on a new connection at once is safe.
+    result = co_await exchange(body);
+    if (result.status == 0) close();
+  }
   co_return result;
 }
 
@@ -109,7 +118,7 @@ asio::awaitable<WriteResult> InfluxClient::exchange(const std::string& body) {
   }
 
   http::request<http::string_body> request{http::verb::post, target_, 11};
-  request.set(http::field::host, settings_.endpoint.host);
+  request.set(http::field::host, settings_.endpoint.to_string());
   request.set(http::field::user_agent, "tumbled");
   request.set(http::field::content_type, "text/plain; charset=utf-8");
   if (!authorization_.empty()) request.set(http::field::authorization, authorization_);
@@ -117,19 +126,30 @@ asio::awaitable<WriteResult> InfluxClient::exchange(const std::string& body) {
   request.body() = body;
   request.prepare_payload();
   auto [write_error, written] = co_await http::async_write(stream_, request, use_tuple);
-  if (write_error) co_return WriteResult{0, "send request: " + write_error.message()};
+  if (write_error) {
+    co_return WriteResult{0, "send request: " + write_error.message(), std::nullopt,
+                          write_error == beast::error::timeout};
+  }
 
   http::response<http::string_body> response;
   auto [read_error, read] = co_await http::async_read(stream_, buffer_, response, use_tuple);
   if (read_error) {
     const bool timed_out = read_error == beast::error::timeout;
-    co_return WriteResult{0, timed_out ? "no response within request_timeout"
-                                       : "read response: " + read_error.message()};
+    co_return WriteResult{
+        0,
+        timed_out ? "no response within request_timeout" : "read response: " + read_error.message(),
+        std::nullopt, timed_out};
   }
   if (!response.keep_alive()) close();
   std::string error = response.body().substr(0, 300);
   while (!error.empty() && (error.back() == '\n' || error.back() == '\r')) error.pop_back();
-  co_return WriteResult{static_cast<int>(response.result_int()), std::move(error)};
+  const auto retry_after = response.find(http::field::retry_after);
+  co_return WriteResult{
+      static_cast<int>(response.result_int()), std::move(error),
+      retry_after == response.end()
+          ? std::nullopt
+          : parse_retry_after({retry_after->value().data(), retry_after->value().size()}),
+      false};
 }
 
 BatchWriter::BatchWriter(asio::any_io_executor executor, const config::InfluxSinkConfig& settings,
@@ -161,10 +181,16 @@ void BatchWriter::stop() {
   client_.close();
 }
 
+std::size_t BatchWriter::batch_limit() const {
+  return split_limit_ > 0 ? std::min(split_limit_, settings_.batch_size) : settings_.batch_size;
+}
+
 asio::awaitable<void> BatchWriter::run() {
   const auto interval = settings_.batch_interval.count();
   while (!stopped_) {
-    const auto due = queue_.batch_due_at(flushing_ ? 1 : settings_.batch_size, interval);
+    // While a refused batch is being split, its pieces are due at once.
+    const std::size_t due_size = flushing_ || split_limit_ > 0 ? 1 : settings_.batch_size;
+    const auto due = queue_.batch_due_at(due_size, interval);
     const TimeMs now = clock_();
     if (!due || *due > now) {
       // Nothing due yet: sleep until it is, or until wake() says new points arrived.
@@ -173,7 +199,15 @@ asio::awaitable<void> BatchWriter::run() {
       co_await wake_timer_.async_wait(use_tuple);
       continue;
     }
-    co_await send_batch(queue_.front_batch(settings_.batch_size));
+    co_await send_batch(queue_.front_batch(batch_limit()));
+  }
+}
+
+void BatchWriter::end_split_if_done(std::uint64_t last_seq) {
+  if (split_limit_ > 0 && last_seq >= split_through_seq_) {
+    log_->info("the refused batch has been sent in pieces; back to batches of {}",
+               settings_.batch_size);
+    split_limit_ = 0;
   }
 }
 
@@ -187,25 +221,48 @@ asio::awaitable<void> BatchWriter::send_batch(const PointQueue::Batch& batch) {
                  backoff_.failures(), queue_.size() - batch.points);
       backoff_.reset();
     }
-    queue_.ack(batch.points);
+    queue_.ack_through(batch.last_seq);
     ++counters_.batches_written;
     counters_.points_written += batch.points;
+    end_split_if_done(batch.last_seq);
+    if (on_progress_) on_progress_();
     co_return;
   }
 
   ++counters_.failed_attempts;
-  auto delay = backoff_.next_delay();
-  if (verdict == Verdict::reject || backoff_.exhausted()) {
-    const std::string why = verdict == Verdict::reject
-                                ? describe(result) + " (" + hint_for(result.status) + ")"
-                                : describe(result) + " (gave up after " +
-                                      std::to_string(backoff_.failures()) +
-                                      " attempts: retry.max_retries)";
-    if (give_up(batch, why)) {
-      backoff_.reset();
+  if (verdict == Verdict::split && batch.points > 1) {
+    // Halve until the refused points stand alone; what InfluxDB accepted of a partial write is
+    // simply written again (same series and timestamp: it overwrites itself).
+    if (split_limit_ == 0) {
+      split_through_seq_ = batch.last_seq;
+      log_->warn(
+          "InfluxDB refused a batch of {} points: {}; sending it in smaller pieces to "
+          "isolate the points it refuses",
+          batch.points, describe(result));
+    }
+    ++counters_.batches_split;
+    split_limit_ = batch.points / 2;
+    co_return;
+  }
+  if (verdict == Verdict::split || verdict == Verdict::reject) {
+    if (give_up(batch, describe(result) + " (" + hint_for(result.status) + ")")) {
+      end_split_if_done(batch.last_seq);
       co_return;
     }
-    delay = settings_.retry.max_backoff;  // the store failed too: keep the batch, try later
+    co_await pause(settings_.retry.max_backoff);  // the store failed too: keep it, try later
+    co_return;
+  }
+
+  auto delay = with_jitter(backoff_.next_delay(), jitter_(random_));
+  if (result.retry_after) delay = std::max(delay, *result.retry_after);
+  if (backoff_.exhausted()) {
+    if (give_up(batch, describe(result) + " (gave up after " + std::to_string(backoff_.failures()) +
+                           " attempts: retry.max_retries)")) {
+      backoff_.reset();
+      end_split_if_done(batch.last_seq);
+      co_return;
+    }
+    delay = settings_.retry.max_backoff;
   }
   const TimeMs now = clock_();
   if (backoff_.failures() == 1) {
@@ -218,6 +275,10 @@ asio::awaitable<void> BatchWriter::send_batch(const PointQueue::Batch& batch) {
         backoff_.failures(), describe(result), queue_.size(), config::format_duration(delay));
     last_reminder_ = now;
   }
+  co_await pause(delay);
+}
+
+asio::awaitable<void> BatchWriter::pause(std::chrono::milliseconds delay) {
   backoff_timer_.expires_after(delay);
   co_await backoff_timer_.async_wait(use_tuple);
 }
@@ -230,11 +291,19 @@ bool BatchWriter::give_up(const PointQueue::Batch& batch, const std::string& why
         batch.points, why);
     return false;
   }
-  log_->error("InfluxDB refused a batch of {} points for good: {}; moved to dead letters",
-              batch.points, why);
-  queue_.ack(batch.points);
+  // One line per episode, not per point: a schema conflict can refuse every point for hours.
+  const TimeMs now = clock_();
+  if (now - last_dead_letter_log_ >= kReminderEveryMs) {
+    log_->error(
+        "InfluxDB refused {} points for good: {}; moved to dead letters ({} points "
+        "dead-lettered so far; list them with `tumbled deadletter list`)",
+        batch.points, why, counters_.points_dead_lettered + batch.points);
+    last_dead_letter_log_ = now;
+  }
+  queue_.ack_through(batch.last_seq);
   ++counters_.batches_dead_lettered;
   counters_.points_dead_lettered += batch.points;
+  if (on_progress_) on_progress_();
   return true;
 }
 

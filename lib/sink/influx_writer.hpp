@@ -7,11 +7,13 @@
 // an Authorization header only, never in the URL or in logs.
 //
 // BatchWriter sends the queue's oldest sendable points, in order, whenever a batch is due. A batch
-// that may succeed later (see retry_policy.hpp) is retried with exponential backoff and holds the
-// queue behind it, so order is kept; a batch InfluxDB refuses for good, or one whose retries ran
-// out, is handed to the dead-letter callback and leaves the queue, so it never blocks the
-// pipeline. Each retry episode is logged once when it starts, then as a reminder every 30 s, then
-// when it recovers. Runs on the pipeline's executor; every member is called from it.
+// that may succeed later (see retry_policy.hpp) is retried with jittered exponential backoff,
+// at least as late as a Retry-After header asks, and holds the queue behind it, so order is kept.
+// A batch refused with 400 or 413 is halved until the refused points stand alone; a point or
+// batch InfluxDB refuses for good, or one whose retries ran out, is handed to the dead-letter
+// callback and leaves the queue, so it never blocks the pipeline. Each retry episode is logged
+// once when it starts, then as a reminder every 30 s, then when it recovers; dead letters at most
+// once per 30 s. Runs on the pipeline's executor; every member is called from it.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -20,8 +22,10 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 
 #include "config/config.hpp"
@@ -39,6 +43,8 @@ using Clock = std::function<TimeMs()>;  // wall clock, Unix epoch ms
 struct WriteResult {
   int status = 0;     // HTTP status, 0 if no response arrived
   std::string error;  // transport error, or the start of InfluxDB's error body
+  std::optional<std::chrono::milliseconds> retry_after = std::nullopt;  // server's Retry-After
+  bool timed_out = false;  // no answer within request_timeout
 };
 
 // `POST` target for a write: /write?db=..&rp=..&precision=ms, URL-encoded, under the path prefix.
@@ -67,6 +73,7 @@ struct SinkCounters {
   std::uint64_t failed_attempts = 0;
   std::uint64_t batches_dead_lettered = 0;
   std::uint64_t points_dead_lettered = 0;
+  std::uint64_t batches_split = 0;  // halvings to isolate points InfluxDB refused (400, 413)
 };
 
 class BatchWriter {
@@ -83,16 +90,22 @@ class BatchWriter {
   void wake();       // more points became sendable
   void flush_all();  // from now on every sendable point is due at once (shutdown)
   void stop();       // end run() as soon as possible
+  // Called after points left the queue (written or dead-lettered), e.g. to lift backpressure.
+  void on_progress(std::function<void()> callback) { on_progress_ = std::move(callback); }
   const SinkCounters& counters() const { return counters_; }
   bool in_retry_episode() const { return backoff_.failures() > 0; }
 
  private:
   boost::asio::awaitable<void> send_batch(const PointQueue::Batch& batch);
   bool give_up(const PointQueue::Batch& batch, const std::string& why);
+  boost::asio::awaitable<void> pause(std::chrono::milliseconds delay);
+  std::size_t batch_limit() const;
+  void end_split_if_done(std::uint64_t last_seq);
 
   const config::InfluxSinkConfig& settings_;
   PointQueue& queue_;
   DeadLetterFn dead_letter_;
+  std::function<void()> on_progress_;
   std::shared_ptr<spdlog::logger> log_;
   Clock clock_;
   InfluxClient client_;
@@ -102,6 +115,11 @@ class BatchWriter {
   bool flushing_ = false;
   bool stopped_ = false;
   TimeMs last_reminder_ = 0;
+  TimeMs last_dead_letter_log_ = std::numeric_limits<TimeMs>::min() / 2;
+  std::size_t split_limit_ = 0;          // > 0 while a refused batch is sent in pieces of this size
+  std::uint64_t split_through_seq_ = 0;  // last point of the refused batch
+  std::mt19937_64 random_{std::random_device{}()};
+  std::uniform_real_distribution<double> jitter_{0.0, 1.0};
   SinkCounters counters_;
 };
 

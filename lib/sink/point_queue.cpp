@@ -58,3 +58,11 @@ void PointQueue::ack(std::size_t points) {
 }
 
 }  // namespace tumbled::sink
+
+namespace tumbled::sink {
+
+void PointQueue::ack_through(std::uint64_t last_seq) {
+  while (!points_.empty() && points_.front().seq <= last_seq) points_.pop_front();
+}
+
+}  // namespace tumbled::sink

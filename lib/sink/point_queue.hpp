@@ -7,6 +7,7 @@
 // flushing. ack(n) removes the n oldest points after InfluxDB accepted them. Pure code.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -33,6 +34,8 @@ class PointQueue {
   void restore(std::uint64_t seq, std::string line);
 
   void mark_durable_through(std::uint64_t seq) { durable_through_ = seq; }
+  // At startup: never hand out a sequence number below `seq` (numbers are never reused).
+  void skip_to_seq(std::uint64_t seq) { next_seq_ = std::max(next_seq_, seq); }
 
   // When the next batch becomes due (possibly in the past), or nullopt if nothing sendable waits.
   std::optional<TimeMs> batch_due_at(std::size_t batch_size, TimeMs batch_interval) const;
@@ -45,6 +48,10 @@ class PointQueue {
   };
   Batch front_batch(std::size_t batch_size) const;
   void ack(std::size_t points);
+  // Removes every point with seq <= last_seq: safe even if points were dropped meanwhile.
+  void ack_through(std::uint64_t last_seq);
+  // Drops the oldest point (buffer full, when_full: drop_oldest); the caller counts it.
+  void drop_oldest() { points_.pop_front(); }
 
   std::size_t size() const { return points_.size(); }
   bool empty() const { return points_.empty(); }

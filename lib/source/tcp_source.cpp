@@ -6,6 +6,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <tuple>
 #include <vector>
 
 namespace tumbled::source {
@@ -34,13 +35,18 @@ const char* first_rejection_reason(const LineCounters& before, const LineCounter
 }  // namespace
 
 TcpSource::TcpSource(asio::any_io_executor executor, config::Endpoint listen,
-                     std::size_t max_line_bytes, OnValues on_values,
+                     std::size_t max_line_bytes, std::size_t max_connections, OnValues on_values,
                      std::shared_ptr<spdlog::logger> log)
     : listen_(std::move(listen)),
       max_line_bytes_(max_line_bytes),
+      max_connections_(max_connections),
       on_values_(std::move(on_values)),
       log_(std::move(log)),
-      acceptor_(std::move(executor)) {}
+      acceptor_(executor),
+      resume_signal_(executor),
+      read_buffer_(kReadChunkBytes) {
+  values_.reserve(kReadChunkBytes / 2);
+}
 
 void TcpSource::listen() {
   boost::system::error_code ec;
@@ -78,6 +84,17 @@ asio::awaitable<void> TcpSource::run() {
       co_await pause.async_wait(use_tuple);
       continue;
     }
+    if (connections_.size() >= max_connections_) {
+      // Accept and close at once: the client sees its connection end instead of hanging in the
+      // backlog, and the count says why.
+      if (counters_.connections_refused++ == 0) {
+        log_->warn("{} connections open on {}: refusing more (source.tcp.max_connections)",
+                   connections_.size(), listen_.to_string());
+      }
+      boost::system::error_code ignored;
+      socket.close(ignored);
+      continue;
+    }
     ++counters_.connections_accepted;
     asio::co_spawn(acceptor_.get_executor(), serve(std::move(socket)),
                    [log = log_](std::exception_ptr error) {
@@ -98,9 +115,10 @@ asio::awaitable<void> TcpSource::serve(tcp::socket socket) {
   ++counters_.connections_open;
 
   LineFramer framer(max_line_bytes_);
-  std::vector<char> buffer(kReadChunkBytes);
-  std::vector<std::int64_t> values;
-  values.reserve(kReadChunkBytes / 2);
+  // The read buffer and parsed values are shared by all connections (one thread, and each read
+  // is handled to the end before the next): an idle connection costs its framer, not a buffer.
+  std::vector<char>& buffer = read_buffer_;
+  std::vector<std::int64_t>& values = values_;
   const auto collect = [&values](std::int64_t v) { values.push_back(v); };
   bool logged_rejection = false;
 
@@ -124,21 +142,36 @@ asio::awaitable<void> TcpSource::serve(tcp::socket socket) {
     reported = now;
   };
 
-  for (;;) {
-    auto [ec, n] = co_await socket.async_read_some(asio::buffer(buffer), use_tuple);
+  boost::system::error_code ec;
+  socket.non_blocking(true, ec);
+  int full_reads = 0;  // reads in a row that filled the buffer: more data is likely waiting
+  while (!ec) {
+    while (paused_ && !stopped_ && socket.is_open()) {
+      co_await resume_signal_.async_wait(use_tuple);
+    }
+    // Wait for readiness only when the last read drained the socket; after a few full reads in a
+    // row, wait anyway so that one busy connection cannot starve the others.
+    if (full_reads == 0 || full_reads >= 8) {
+      full_reads = 0;
+      std::tie(ec) = co_await socket.async_wait(tcp::socket::wait_read, use_tuple);
+      if (ec) break;
+    }
+    const std::size_t n = socket.read_some(asio::buffer(buffer), ec);
+    full_reads = n == buffer.size() ? full_reads + 1 : 0;
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      ec = {};
+      continue;
+    }
     if (n > 0) {
       framer.feed(std::string_view(buffer.data(), n), collect);
       publish();
     }
-    if (ec) {
-      if (ec == asio::error::eof) {
-        framer.finish(collect);  // a last line without '\n' counts
-        publish();
-      } else if (!stopped_) {
-        log_->debug("connection from {} ended: {}", peer, ec.message());
-      }
-      break;
-    }
+  }
+  if (ec == asio::error::eof) {
+    framer.finish(collect);  // a last line without '\n' counts
+    publish();
+  } else if (!stopped_) {
+    log_->debug("connection from {} ended: {}", peer, ec.message());
   }
   connections_.erase(&socket);
   --counters_.connections_open;
@@ -147,8 +180,22 @@ asio::awaitable<void> TcpSource::serve(tcp::socket socket) {
               totals.rejected());
 }
 
+void TcpSource::pause() {
+  if (paused_) return;
+  paused_ = true;
+  ++counters_.pauses;
+  // Set once here, not by each waiter: changing the expiry would cancel the other waiters.
+  resume_signal_.expires_at(asio::steady_timer::time_point::max());
+}
+
+void TcpSource::resume() {
+  paused_ = false;
+  resume_signal_.cancel();
+}
+
 void TcpSource::stop() {
   stopped_ = true;
+  resume_signal_.cancel();
   boost::system::error_code ignored;
   acceptor_.close(ignored);
   for (auto* socket : connections_) socket->close(ignored);

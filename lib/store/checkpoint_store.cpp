@@ -3,9 +3,11 @@
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
+#include <string_view>
 
 namespace tumbled::store {
 
@@ -15,6 +17,7 @@ namespace {
 // Window starts are signed: flipping the sign bit keeps them ordered as unsigned bytes.
 constexpr char kWindowKind = 'w';
 constexpr char kPointKind = 'p';
+constexpr char kNextSeqKind = 'n';  // one key per pipeline: its next sequence number
 
 void append_be64(std::string& out, std::uint64_t v) {
   for (int shift = 56; shift >= 0; shift -= 8)
@@ -82,9 +85,9 @@ void scan(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* cf, const std::string& s
 
 }  // namespace
 
-std::unique_ptr<CheckpointStore> CheckpointStore::open(const std::string& dir) {
+std::unique_ptr<CheckpointStore> CheckpointStore::open(const std::string& dir, Access access) {
   std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
+  if (access == Access::read_write) std::filesystem::create_directories(dir, ec);
   if (ec) throw std::runtime_error("cannot create state directory " + dir + ": " + ec.message());
   rocksdb::Options options;
   options.create_if_missing = true;
@@ -95,9 +98,14 @@ std::unique_ptr<CheckpointStore> CheckpointStore::open(const std::string& dir) {
       {"dead_letters", rocksdb::ColumnFamilyOptions(options)}};
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
-  const auto status = rocksdb::DB::Open(rocksdb::DBOptions(options), dir, families, &handles, &raw);
+  const auto status =
+      access == Access::read_only
+          ? rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(options), dir, families, &handles, &raw)
+          : rocksdb::DB::Open(rocksdb::DBOptions(options), dir, families, &handles, &raw);
   if (!status.ok()) {
-    throw std::runtime_error("cannot open state store in " + dir + ": " + status.ToString());
+    const bool locked = status.ToString().find("lock") != std::string::npos;
+    throw std::runtime_error("cannot open state store in " + dir + ": " + status.ToString() +
+                             (locked ? " (is a tumbled using this state.dir still running?)" : ""));
   }
   return std::unique_ptr<CheckpointStore>(
       new CheckpointStore(std::unique_ptr<rocksdb::DB>(raw), std::move(handles)));
@@ -121,14 +129,23 @@ RestoredPipeline CheckpointStore::load(const std::string& pipeline) const {
   scan(*db_, handles_[0], prefix(pipeline, kPointKind), [&](std::uint64_t seq, rocksdb::Slice v) {
     restored.points.push_back({seq, 0, v.ToString()});
   });
+  std::string next;
+  const auto status =
+      db_->Get(rocksdb::ReadOptions(), handles_[0], prefix(pipeline, kNextSeqKind), &next);
+  if (status.ok() && next.size() == 8) restored.next_seq = read_be64(next.data());
+  if (!restored.points.empty()) {
+    restored.next_seq = std::max(restored.next_seq, restored.points.back().seq + 1);
+  }
   return restored;
 }
 
 Error CheckpointStore::save(const std::string& pipeline, const PipelineCheckpoint& checkpoint) {
   rocksdb::WriteBatch batch;
   auto* cf = handles_[0];
-  // Open windows are few (usually one or two): replace them all.
-  batch.DeleteRange(cf, key(pipeline, kWindowKind, 0), key(pipeline, kWindowKind, UINT64_MAX));
+  // Open windows are few (usually one or two): replace them all. The range ends at the next
+  // kind's prefix, not at number UINT64_MAX: the end is exclusive, and that number is a start.
+  batch.DeleteRange(cf, prefix(pipeline, kWindowKind),
+                    prefix(pipeline, static_cast<char>(kWindowKind + 1)));
   for (const auto& [start, totals] : checkpoint.open_windows) {
     if (!totals.empty())
       batch.Put(cf, key(pipeline, kWindowKind, window_number(start)), encode(totals));
@@ -141,6 +158,30 @@ Error CheckpointStore::save(const std::string& pipeline, const PipelineCheckpoin
     if (it->seq < checkpoint.saved_below) break;
     batch.Put(cf, key(pipeline, kPointKind, it->seq), it->line);
   }
+  if (checkpoint.next_seq > 0) {
+    std::string next;
+    append_be64(next, checkpoint.next_seq);
+    batch.Put(cf, prefix(pipeline, kNextSeqKind), next);
+  }
+  return to_error(db_->Write(rocksdb::WriteOptions(), &batch));
+}
+
+Error CheckpointStore::requeue_dead_letter(const DeadLetter& letter) {
+  std::uint64_t seq = load(letter.pipeline).next_seq;
+  rocksdb::WriteBatch batch;
+  std::string_view body = letter.body;
+  while (!body.empty()) {
+    const auto end = body.find('\n');
+    const auto line = body.substr(0, end == std::string_view::npos ? body.size() : end + 1);
+    body.remove_prefix(line.size());
+    std::string point(line);
+    if (point.back() != '\n') point.push_back('\n');
+    batch.Put(handles_[0], key(letter.pipeline, kPointKind, seq++), point);
+  }
+  std::string next;
+  append_be64(next, seq);
+  batch.Put(handles_[0], prefix(letter.pipeline, kNextSeqKind), next);
+  batch.Delete(handles_[1], key(letter.pipeline, 'd', letter.first_seq));
   return to_error(db_->Write(rocksdb::WriteOptions(), &batch));
 }
 

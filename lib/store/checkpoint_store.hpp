@@ -31,12 +31,14 @@ using Error = std::optional<std::string>;  // nullopt on success
 struct PipelineCheckpoint {
   const std::map<window::TimeMs, window::WindowAccumulator>& open_windows;
   const std::deque<sink::QueuedPoint>& points;  // every point not yet acknowledged, oldest first
-  std::uint64_t saved_below;  // points with seq below this were written by an earlier checkpoint
+  std::uint64_t saved_below;   // points with seq below this were written by an earlier checkpoint
+  std::uint64_t next_seq = 0;  // the queue's next sequence number, kept so seqs never repeat
 };
 
 struct RestoredPipeline {
   std::map<window::TimeMs, window::WindowAccumulator> open_windows;
   std::vector<sink::QueuedPoint> points;  // oldest first
+  std::uint64_t next_seq = 1;             // first sequence number not used yet
 };
 
 struct DeadLetter {
@@ -49,7 +51,11 @@ struct DeadLetter {
 
 class CheckpointStore {
  public:
-  static std::unique_ptr<CheckpointStore> open(const std::string& dir);
+  enum class Access { read_write, read_only };
+  // read_only works beside a running daemon (RocksDB locks only writers); read_write fails
+  // with a message saying the store is in use.
+  static std::unique_ptr<CheckpointStore> open(const std::string& dir,
+                                               Access access = Access::read_write);
   ~CheckpointStore();
   CheckpointStore(const CheckpointStore&) = delete;
   CheckpointStore& operator=(const CheckpointStore&) = delete;
@@ -59,6 +65,9 @@ class CheckpointStore {
   Error add_dead_letter(const DeadLetter& letter);
   std::vector<DeadLetter> dead_letters() const;
   Error remove_dead_letter(const std::string& pipeline, std::uint64_t first_seq);
+  // Moves a dead letter's points back to the end of its pipeline's unsent points (one atomic
+  // write), so the daemon sends them again at its next start. Call with the daemon stopped.
+  Error requeue_dead_letter(const DeadLetter& letter);
 
  private:
   CheckpointStore(std::unique_ptr<rocksdb::DB> db,

@@ -12,7 +12,9 @@
 using tumbled::config::RetryConfig;
 using tumbled::sink::Backoff;
 using tumbled::sink::classify;
+using tumbled::sink::parse_retry_after;
 using tumbled::sink::Verdict;
+using tumbled::sink::with_jitter;
 
 namespace {
 
@@ -32,6 +34,7 @@ const char* verdict_name(Verdict v) {
   switch (v) {
     case Verdict::success: return "success";
     case Verdict::retry: return "retry";
+    case Verdict::split: return "split";
     case Verdict::reject: return "reject";
   }
   return "?";
@@ -45,11 +48,11 @@ TEST_CASE("classify maps an HTTP status to a verdict", "[retry]") {
       {200, Verdict::success}, {204, Verdict::success},  // what InfluxDB answers to a good write
       {299, Verdict::success}, {100, Verdict::reject},
       {301, Verdict::reject},  {304, Verdict::reject},
-      {400, Verdict::reject},  // malformed points: retrying cannot help
+      {400, Verdict::split},  // a point is malformed or conflicts: isolate it
       {401, Verdict::reject},  {403, Verdict::reject},
       {404, Verdict::reject},  // e.g. database not found
       {408, Verdict::retry},   // request timeout
-      {413, Verdict::reject},  {422, Verdict::reject},
+      {413, Verdict::split},  {422, Verdict::reject},
       {429, Verdict::retry},  // too many requests
       {500, Verdict::retry},   {502, Verdict::retry},
       {503, Verdict::retry},   {504, Verdict::retry},
@@ -158,4 +161,26 @@ TEST_CASE("Backoff::reset starts the schedule over", "[retry]") {
   CHECK_FALSE(backoff.exhausted());
   backoff.next_delay();
   CHECK(backoff.exhausted());
+}
+
+TEST_CASE("with_jitter spreads a delay over its upper half", "[retry]") {
+  using std::chrono::milliseconds;
+  CHECK(with_jitter(milliseconds(100), 0.0) == milliseconds(100 - 50));
+  CHECK(with_jitter(milliseconds(100), 0.5) == milliseconds(75));
+  CHECK(with_jitter(milliseconds(100), 0.999) <= milliseconds(100));
+  CHECK(with_jitter(milliseconds(101), 0.0) == milliseconds(51));
+  CHECK(with_jitter(milliseconds(0), 0.7) == milliseconds(0));
+  CHECK(with_jitter(milliseconds(100), 7.0) == milliseconds(50));  // out of range: no jitter up
+}
+
+TEST_CASE("parse_retry_after reads delta-seconds only", "[retry]") {
+  using std::chrono::milliseconds;
+  CHECK(parse_retry_after("120") == milliseconds(120'000));
+  CHECK(parse_retry_after(" 0 ") == milliseconds(0));
+  CHECK(parse_retry_after("999999999") == milliseconds(3'600'000));  // capped at an hour
+  CHECK_FALSE(parse_retry_after(""));
+  CHECK_FALSE(parse_retry_after("-1"));
+  CHECK_FALSE(parse_retry_after("1.5"));
+  CHECK_FALSE(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"));
+  CHECK_FALSE(parse_retry_after("12345678901234567890"));
 }

@@ -18,12 +18,14 @@ void Daemon::write_config() const {
   for (const auto& p : pipelines_) {
     out << "  - name: " << p.name << "\n"
         << "    source: {tcp: {listen: 127.0.0.1:" << p.listen_port
-        << ", max_line_bytes: " << p.max_line_bytes << "}}\n"
+        << ", max_line_bytes: " << p.max_line_bytes << ", max_connections: " << p.max_connections
+        << "}}\n"
+        << "    buffer: " << p.buffer << "\n"
         << "    window: {size: " << p.window << ", aggregates: " << p.aggregates << "}\n"
         << "    point: {measurement: " << p.name << ", tags: {window: " << p.window << "}}\n"
         << "    sink:\n      influxdb:\n"
         << "        url: http://127.0.0.1:" << p.influx_port << "\n"
-        << "        database: telemetry\n"
+        << "        database: " << p.database << "\n"
         << "        batch_size: 50\n"
         << "        batch_interval: " << p.batch_interval << "\n"
         << "        request_timeout: " << p.request_timeout << "\n"
@@ -62,6 +64,15 @@ int Daemon::stop(std::chrono::milliseconds timeout) {
   const auto code = process_->wait_for(timeout);
   if (!code) throw std::runtime_error("tumbled did not stop after SIGTERM; log:\n" + log_text());
   return *code;
+}
+
+std::pair<int, std::string> Daemon::run_command(std::vector<std::string> args) {
+  args.insert(args.begin(), TUMBLED_BINARY);
+  args.push_back("--config");
+  args.push_back(config_path());
+  ChildProcess command(args, dir_.path() / ("command-" + std::to_string(++commands_) + ".log"));
+  const auto code = command.wait_for(std::chrono::seconds(20));
+  return {code.value_or(-1), command.log_text()};
 }
 
 void Daemon::kill() {

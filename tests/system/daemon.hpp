@@ -24,6 +24,9 @@ struct PipelineSpec {
   std::string request_timeout = "500ms";
   std::string max_backoff = "300ms";
   std::size_t max_line_bytes = 64;
+  std::size_t max_connections = 64;
+  std::string buffer = "{max_points: 1000, when_full: block}";
+  std::string database = "telemetry";
 };
 
 class Daemon {
@@ -37,6 +40,8 @@ class Daemon {
   // SIGTERM and wait; returns the exit code (128+signal if it died of one).
   int stop(std::chrono::milliseconds timeout = std::chrono::seconds(20));
   void kill();  // SIGKILL: no checkpoint, no flush
+  // Runs `tumbled <args> --config <this daemon's config>` to completion: {exit code, output}.
+  std::pair<int, std::string> run_command(std::vector<std::string> args);
   std::string log_text() const { return process_ ? process_->log_text() : std::string(); }
   const PipelineSpec& pipeline(std::size_t i = 0) const { return pipelines_.at(i); }
 
@@ -47,6 +52,7 @@ class Daemon {
   std::string checkpoint_interval_;
   TempDir dir_{"tumbled-daemon-"};
   int starts_ = 0;
+  int commands_ = 0;
   std::optional<ChildProcess> process_;
 };
 
