@@ -4,14 +4,17 @@
 // cannot open the state store), 64 bad command line, 78 invalid configuration.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <iostream>
 #include <string_view>
@@ -143,8 +146,21 @@ std::string aggregates_text(const config::PipelineConfig& p) {
   return text;
 }
 
+// Each connection is a file descriptor: allow as many as the hard limit does, so that
+// max_connections, not a default soft limit of 1024, is what caps them.
+void raise_open_file_limit(spdlog::logger& log) {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == limit.rlim_max) return;
+  const auto soft = limit.rlim_cur;
+  limit.rlim_cur = limit.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    log.warn("cannot raise the open file limit above {}: {}", soft, std::strerror(errno));
+  }
+}
+
 int run(const config::Config& cfg) {
   auto log = make_root_logger(cfg.log_level);
+  raise_open_file_limit(*log);
   const pipeline::Loggers loggers{log->clone("tcp"), log->clone("window"), log->clone("influx"),
                                   log->clone("store")};
   std::unique_ptr<store::CheckpointStore> store;

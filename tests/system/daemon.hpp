@@ -42,6 +42,7 @@ class Daemon {
   void kill();  // SIGKILL: no checkpoint, no flush
   // Runs `tumbled <args> --config <this daemon's config>` to completion: {exit code, output}.
   std::pair<int, std::string> run_command(std::vector<std::string> args);
+  pid_t pid() const { return process_ ? process_->pid() : -1; }
   std::string log_text() const { return process_ ? process_->log_text() : std::string(); }
   const PipelineSpec& pipeline(std::size_t i = 0) const { return pipelines_.at(i); }
 
