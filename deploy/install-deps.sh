@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Installs what building, running and testing tumbled need, from Debian 12 packages only.
+# Installs what building and running tumbled need, from Debian 12 packages only; with --test,
+# also what the test suite needs (Catch2, clang and its sanitizer/libFuzzer runtime).
 set -euo pipefail
 packages=(
   ca-certificates cmake g++ make pkg-config curl
   libboost1.81-dev librocksdb-dev libyaml-cpp-dev libspdlog-dev catch2
   influxdb influxdb-client
 )
+[ "${1:-}" = "--test" ] && packages+=(clang libclang-rt-14-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,13 +1,35 @@
 #!/usr/bin/env bash
 # Installs what the tests need (Debian 12 packages), builds tumbled and runs the whole suite:
-# unit tests of the pure cores, component tests, and system tests of the tumbled binary against
-# a real influxd that the tests start themselves on free loopback ports.
-# Extra arguments go to ctest (e.g. tests/run.sh -R unit).
+#   1. unit, component and system tests (ctest) in build/ — the system tests start the tumbled
+#      binary against a real influxd of their own on free loopback ports;
+#   2. the same suite under ASan+UBSan (build-address/) and under TSan (build-thread/), failing on
+#      any sanitizer report, also from the daemons the tests start (tests/sanitize.sh);
+#   3. each libFuzzer target for FUZZ_SECONDS (default 30) on its seed corpus (tests/fuzz.sh).
+# `tests/run.sh --quick` runs step 1 only. Extra arguments go to ctest in step 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+quick=0
+if [ "${1:-}" = "--quick" ]; then
+  quick=1
+  shift
+fi
 build=${TUMBLED_BUILD_DIR:-build}
+started=$SECONDS
+step() { echo; echo "== $* ($((SECONDS - started)) s so far)"; }
 
-deploy/install-deps.sh
+step "installing dependencies"
+deploy/install-deps.sh --test
+
+step "build and test"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTUMBLED_BUILD_TESTS=ON
 cmake --build "$build" -j"$(nproc)"
 ctest --test-dir "$build" --output-on-failure -j2 --timeout 300 "$@"
+[ $quick = 1 ] && exit 0
+
+step "ASan+UBSan build and test"
+tests/sanitize.sh address
+step "TSan build and test"
+tests/sanitize.sh thread
+step "fuzzing, ${FUZZ_SECONDS:-30} s per target"
+tests/fuzz.sh "${FUZZ_SECONDS:-30}"
+step "all passed"
