@@ -51,6 +51,12 @@ class LineFramer {
  private:
   template <class OnValue>
   void handle(std::string_view line, OnValue& on_value);
+  template <class OnValue>
+  std::size_t parse_plain_lines(std::string_view bytes, OnValue& on_value);
+
+  // The fast path takes lines of an optional '-' and at most 18 digits (always inside int64),
+  // so it only runs when such a line can never exceed max_line_bytes.
+  static constexpr std::size_t kFastLineBytes = 20;
 
   std::size_t max_line_bytes_;
   std::string partial_;      // start of a line whose '\n' has not arrived yet
@@ -72,9 +78,43 @@ void LineFramer::handle(std::string_view line, OnValue& on_value) {
   }
 }
 
+// The common case in one pass, without memchr or from_chars: "-?[0-9]{1,18}\n" lines, each value
+// built while scanning for its newline. Stops at the first line that is anything else (spaces,
+// '+', '\r', long numbers, garbage, a line cut by the end of the chunk) and returns how many
+// bytes it consumed; feed() handles that line the general way and comes back.
+template <class OnValue>
+std::size_t LineFramer::parse_plain_lines(std::string_view bytes, OnValue& on_value) {
+  const char* const begin = bytes.data();
+  const char* const end = begin + bytes.size();
+  const char* line = begin;
+  while (line < end) {
+    const char* p = line;
+    const bool negative = *p == '-';
+    p += negative;
+    const char* const digits = p;
+    std::uint64_t magnitude = 0;
+    while (p < end && static_cast<unsigned char>(*p - '0') < 10) {
+      magnitude = magnitude * 10 + static_cast<unsigned char>(*p - '0');
+      ++p;
+    }
+    const auto count = p - digits;
+    if (p == end || *p != '\n' || count == 0 || count > 18) break;
+    ++counters_.accepted;
+    const auto value = static_cast<std::int64_t>(magnitude);
+    on_value(negative ? -value : value);
+    line = p + 1;
+  }
+  return static_cast<std::size_t>(line - begin);
+}
+
 template <class OnValue>
 void LineFramer::feed(std::string_view bytes, OnValue&& on_value) {
   while (!bytes.empty()) {
+    if (partial_.empty() && !discarding_ && max_line_bytes_ >= kFastLineBytes) {
+      const std::size_t used = parse_plain_lines(bytes, on_value);
+      bytes.remove_prefix(used);
+      if (bytes.empty()) return;
+    }
     const auto* newline = static_cast<const char*>(std::memchr(bytes.data(), '\n', bytes.size()));
     if (newline == nullptr) {
       if (discarding_) return;
