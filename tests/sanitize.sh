@@ -40,7 +40,7 @@ export TUMBLED_TEST_KEEP_TMP=1
 
 deploy/install-deps.sh
 start=$SECONDS
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DTUMBLED_BUILD_TESTS=ON \
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DTUMBLED_BUILD_TESTS=ON -DTUMBLED_BUILD_BENCH=OFF \
   -DTUMBLED_SANITIZE="$sanitize" >/dev/null
 cmake --build "$build" -j"$(nproc)"
 built=$SECONDS

@@ -1,0 +1,59 @@
+// tumbled-bench: load generator and benchmark driver for tumbled (see tests/bench/run.sh).
+//
+// Each subcommand starts what it needs itself (a private influxd through the test support
+// library, a tumbled with a generated config in a temp dir), on 127.0.0.1 only, and prints its
+// figures followed by a Markdown table of results.
+#include <iostream>
+#include <string_view>
+
+#include "subcommands.hpp"
+
+namespace {
+
+constexpr std::string_view kUsage = R"(Usage: tumbled-bench COMMAND [--option value ...]
+
+  ingest      [--tumbled PATH] [--connections N] [--seconds S] [--payload-mib M] [--window-ms W]
+              [--no-ceiling] [--perf perf.data]
+              integers/s and MB/s into tumbled vs. a newline-counting reader (ceiling), then
+              checks the sum in InfluxDB equals the sum sent.
+  ingest      --port P [--connections N] [--seconds S]
+              only send the payload to a tumbled already listening on 127.0.0.1:P.
+  latency     [--tumbled PATH] [--window-ms W] [--batch-interval D] [--seconds S] [--poll-ms P]
+              window end -> point readable in InfluxDB, p50/p99.
+  replay      [--tumbled PATH] [--points N] [--batch-size B] [--rounds R] [--perf perf.data]
+              drain a backlog of N points from the state store vs. a plain bulk writer.
+  checkpoint  [--backlogs 0,10000,1000000] [--rounds R]
+              CheckpointStore::save() cost for one new point with backlogs of each size.
+  footprint   [--tumbled PATH] [--idle-seconds S] [--ingest-seconds S] [--outage-seconds S]
+              [--outage-rate N] [--connections N] [--window-ms W]
+              RSS and CPU of tumbled at idle, full ingest and during an InfluxDB outage.
+
+--tumbled defaults to the tumbled built beside this binary.
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace tumbled::bench;
+  if (argc < 2 || std::string_view(argv[1]) == "--help" || std::string_view(argv[1]) == "-h") {
+    std::cout << kUsage;
+    return argc < 2 ? 64 : 0;
+  }
+  const std::string_view command = argv[1];
+  try {
+    const Options options(argc, argv, 2);
+    if (command == "ingest") return run_ingest(options);
+    if (command == "latency") return run_latency(options);
+    if (command == "replay") return run_replay(options);
+    if (command == "checkpoint") return run_checkpoint(options);
+    if (command == "footprint") return run_footprint(options);
+    std::cerr << "tumbled-bench: unknown command '" << command << "'\n\n" << kUsage;
+    return 64;
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "tumbled-bench: " << e.what() << "\n\n" << kUsage;
+    return 64;
+  } catch (const std::exception& e) {
+    std::cerr << "tumbled-bench " << command << ": " << e.what() << "\n";
+    return 1;
+  }
+}

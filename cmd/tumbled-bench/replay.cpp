@@ -1,0 +1,175 @@
+// tumbled-bench replay: how fast tumbled drains a backlog. 1,000,000 distinct window-like points
+// are written as unsent points into a state store (store::CheckpointStore, as the daemon would
+// after an outage); tumbled is started on it with InfluxDB up, and the time until InfluxDB holds
+// every point gives points/s. In the same run a plain bulk writer posts the same line protocol in
+// the same batch size over one keep-alive connection to the same influxd (other databases). After
+// an untimed warm-up pass, plain writer and tumbled alternate (--rounds, 2 by default).
+#include <deque>
+#include <iostream>
+#include <random>
+#include <thread>
+
+#include "bench_common.hpp"
+#include "sink/line_protocol.hpp"
+#include "store/checkpoint_store.hpp"
+#include "subcommands.hpp"
+
+namespace tumbled::bench {
+
+namespace {
+
+std::uint64_t count_points(KeepAliveHttp& http, const std::string& db, const std::string& where) {
+  const auto rows = query_rows(http, db, "SELECT count(\"sum\") FROM records" + where);
+  return rows.rows.empty() ? 0 : std::stoull(rows.rows.at(0).at(1));
+}
+
+}  // namespace
+
+int run_replay(const Options& options) {
+  const auto binary = options.get("tumbled", TUMBLED_DEFAULT_BINARY);
+  const auto points = static_cast<std::size_t>(options.get_int("points", 1'000'000));
+  const auto batch_size = static_cast<std::size_t>(options.get_int("batch-size", 100));
+  const auto poll_ms = options.get_int("poll-ms", 20);
+  const int rounds = static_cast<int>(options.get_int("rounds", 2));
+  const auto perf_output = options.get("perf", "");  // profile tumbled's first replay
+  options.check_all_used();
+
+  // The backlog: points of 10 ms windows ending in the past, as tumbled would encode them.
+  std::deque<sink::QueuedPoint> backlog;
+  const std::map<std::string, std::string> tags{{"window", "10ms"}};
+  const std::int64_t first_ts = (wall_ms() / 1000) * 1000 - std::int64_t(points) * 10 - 60'000;
+  std::mt19937_64 rng(7);
+  std::uniform_int_distribution<std::int64_t> sums(-5'000'000'000, 5'000'000'000);
+  std::uniform_int_distribution<std::int64_t> counts(1, 20'000);
+  std::size_t bytes = 0;
+  for (std::size_t i = 0; i < points; ++i) {
+    std::string line;
+    sink::append_point(line, "records", tags, {{"sum", sums(rng)}, {"count", counts(rng)}},
+                       first_ts + std::int64_t(i) * 10);
+    bytes += line.size();
+    backlog.push_back({i + 1, 0, std::move(line)});
+  }
+  const std::int64_t last_ts = first_ts + std::int64_t(points - 1) * 10;
+  std::cout << fmt("backlog: %zu points, %.1f MB of line protocol, e.g. %s", points,
+                   double(bytes) / 1e6, backlog.front().line.c_str());
+
+  // One prepared state store per tumbled run.
+  std::vector<std::unique_ptr<test::TempDir>> dirs;
+  for (int r = 0; r < rounds; ++r) {
+    dirs.push_back(std::make_unique<test::TempDir>("tumbled-bench-replay-"));
+    const auto store =
+        store::CheckpointStore::open(Tumbled::state_dir_of(dirs.back()->path()).string());
+    const std::map<window::TimeMs, window::WindowAccumulator> no_windows;
+    const auto t0 = Clock::now();
+    const auto error = store->save(
+        "bench",
+        {.open_windows = no_windows, .points = backlog, .saved_below = 1, .next_seq = points + 1});
+    if (error) throw std::runtime_error("writing the backlog: " + *error);
+    std::cout << fmt("wrote the backlog into a state store in %.2f s (one checkpoint)\n",
+                     seconds_since(t0));
+  }
+
+  // Plain bulk writer: same bodies, same batch size, one keep-alive connection, one request at a
+  // time, as tumbled sends.
+  std::vector<std::string> bodies;
+  for (std::size_t i = 0; i < points; i += batch_size) {
+    std::string body;
+    for (std::size_t j = i; j < std::min(points, i + batch_size); ++j) body += backlog[j].line;
+    bodies.push_back(std::move(body));
+  }
+  backlog.clear();
+
+  test::InfluxServer influx;
+  KeepAliveHttp http("127.0.0.1", influx.port());
+
+  const auto plain = [&](const std::string& db) {
+    create_database(http, db);
+    KeepAliveHttp writer("127.0.0.1", influx.port());
+    const auto t0 = Clock::now();
+    for (const auto& body : bodies) {
+      const auto res = writer.post("/write?db=" + db + "&precision=ms", body);
+      if (res.status != 204)
+        throw std::runtime_error("plain write: HTTP " + std::to_string(res.status) + " " +
+                                 res.body);
+    }
+    const double seconds = seconds_since(t0);
+    const auto n = count_points(http, db, "");
+    std::cout << fmt(
+        "plain bulk writer into %s: %zu requests in %.2f s: %.0f points/s (%llu points in "
+        "InfluxDB, %llu connections)\n",
+        db.c_str(), bodies.size(), seconds, double(points) / seconds,
+        static_cast<unsigned long long>(n), static_cast<unsigned long long>(writer.connects()));
+    if (n != points) throw std::runtime_error("plain writer: InfluxDB holds " + std::to_string(n));
+    return seconds;
+  };
+
+  bool complete = true;
+  const std::string last_point = " WHERE time >= " + std::to_string(last_ts) + "ms";
+  const auto replay = [&](const std::string& db, const std::filesystem::path& dir) {
+    create_database(http, db);
+    TumbledSpec spec;
+    spec.binary = binary;
+    spec.influx_port = influx.port();
+    spec.database = db;
+    spec.batch_size = std::to_string(batch_size);
+    Tumbled daemon(spec, dir);
+    const auto ready = Clock::now();  // listening: the store is loaded and the replay under way
+    PerfRecorder perf(db.ends_with("_1") ? perf_output : "", daemon.pid(), dir);
+    const double startup = std::chrono::duration<double>(ready - daemon.started_at()).count();
+    // Points go out in order, each batch only after the previous one was acknowledged: once the
+    // last point is readable, every point is.
+    while (count_points(http, db, last_point) == 0) {
+      if (!daemon.running()) throw std::runtime_error("tumbled exited: " + daemon.log_text());
+      if (seconds_since(ready) > 600) throw std::runtime_error("replay not done after 600 s");
+      std::this_thread::sleep_for(milliseconds(poll_ms));
+    }
+    const double seconds = seconds_since(ready);
+    const auto cpu = sample_proc(daemon.pid()).cpu_seconds;
+    perf.stop();
+    const auto n = count_points(http, db, "");
+    const int code = daemon.stop();
+    complete = complete && n == points && code == 0;
+    std::cout << fmt(
+        "tumbled into %s: started and loaded the store in %.2f s, then sent %zu points in %.2f "
+        "s: %.0f points/s (%.0f counting start-up); %llu points in InfluxDB; tumbled used %.2f s "
+        "CPU; exit %d\n",
+        db.c_str(), startup, points, seconds, double(points) / seconds,
+        double(points) / (seconds + startup), static_cast<unsigned long long>(n), cpu, code);
+    return std::pair{seconds, startup};
+  };
+
+  // influxd is slower on its first writes: one untimed pass into a database of its own, then
+  // plain and tumbled alternate, each run into a fresh database of the same influxd.
+  plain("replay_warmup");
+  std::vector<double> plain_rates, daemon_rates;
+  double startup = 0;
+  for (int r = 0; r < rounds; ++r) {
+    plain_rates.push_back(double(points) / plain("replay_plain_" + std::to_string(r + 1)));
+    const auto [seconds, start] = replay("replay_daemon_" + std::to_string(r + 1), dirs[r]->path());
+    daemon_rates.push_back(double(points) / seconds);
+    startup = std::max(startup, start);
+  }
+  const auto mean = [](const std::vector<double>& v) {
+    double total = 0;
+    for (double x : v) total += x;
+    return total / double(v.size());
+  };
+  const auto list = [](const std::vector<double>& v) {
+    std::string text;
+    for (double x : v) text += (text.empty() ? "" : ", ") + fmt("%.0f", x);
+    return text;
+  };
+  const std::string label = fmt("replay %zu points, batch %zu", points, batch_size);
+  result_row(label, "tumbled points/s", fmt("%.0f", mean(daemon_rates)),
+             fmt("mean of %d runs (%s), from listening (start-up + store load <= %.2f s before)",
+                 rounds, list(daemon_rates).c_str(), startup));
+  result_row(
+      label, "plain bulk writer points/s", fmt("%.0f", mean(plain_rates)),
+      fmt("mean of %d runs (%s), one keep-alive connection", rounds, list(plain_rates).c_str()));
+  result_row(label, "tumbled / plain", fmt("%.2f", mean(daemon_rates) / mean(plain_rates)),
+             complete ? "all points in InfluxDB" : "POINTS MISSING");
+  print_result_rows();
+  return complete ? 0 : 1;
+}
+
+}  // namespace tumbled::bench

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Builds tumbled and its benchmarks in Release (build-bench/, or $TUMBLED_BENCH_BUILD_DIR) and runs
+# them, printing the machine and a summary table at the end. Everything runs on 127.0.0.1 against
+# private influxd/tumbled processes in temp dirs; about 3 minutes after the build.
+#
+#   tests/bench/run.sh                  # all: micro checkpoint ingest latency replay footprint
+#                                       #      and profile (if perf is installed)
+#   tests/bench/run.sh ingest replay    # only those sections
+#   tests/bench/run.sh profile          # perf profile of tumbled during a 1-connection ingest
+#
+# Each section is one command, also runnable on its own (see the commands printed below, or
+# `tumbled-bench --help`). Not part of ctest. Figures from a machine running other work vary.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+build=${TUMBLED_BENCH_BUILD_DIR:-build-bench}
+sections=("$@")
+if [ ${#sections[@]} -eq 0 ]; then
+  sections=(micro checkpoint ingest latency replay footprint)
+  command -v perf >/dev/null && sections+=(profile)
+fi
+
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DTUMBLED_BUILD_TESTS=ON -DTUMBLED_BUILD_BENCH=ON \
+  >/dev/null || exit 1
+cmake --build "$build" -j"$(nproc)" --target tumbled tumbled-bench tumbled-micro-bench || exit 1
+
+bench="$build/cmd/tumbled-bench/tumbled-bench"
+micro="$build/tests/bench/tumbled-micro-bench"
+results="$build/bench-results"
+mkdir -p "$results"
+rm -f "$results"/*
+failed=()
+ran=()
+
+# run NAME COMMAND...: prints and runs the command, keeps its output in $results/NAME.txt.
+run() {
+  local name=$1
+  shift
+  echo
+  echo "== $name: $*"
+  ran+=("$name")
+  "$@" 2>&1 | tee "$results/$name.txt"
+  local code=${PIPESTATUS[0]}
+  [ "$code" -eq 0 ] || failed+=("$name (exit $code)")
+}
+
+for section in "${sections[@]}"; do
+  case $section in
+    micro)
+      run micro "$micro" --benchmark_min_time=0.5 --benchmark_out="$results/micro.csv" \
+        --benchmark_out_format=csv ;;
+    checkpoint)
+      run checkpoint "$bench" checkpoint --backlogs 0,10000,1000000 ;;
+    ingest)
+      run ingest-1 "$bench" ingest --connections 1 --seconds 5
+      run ingest-4 "$bench" ingest --connections 4 --seconds 5 ;;
+    latency)
+      run latency-1s "$bench" latency --window-ms 200 --seconds 20
+      run latency-100ms "$bench" latency --window-ms 200 --batch-interval 100ms --seconds 10 ;;
+    replay)
+      run replay "$bench" replay --points 1000000 ;;
+    footprint)
+      run footprint "$bench" footprint ;;
+    profile)
+      run profile "$bench" ingest --connections 1 --seconds 5 --no-ceiling --perf "$results/perf.data"
+      echo "== top functions in tumbled (self time, perf report --no-children --sort symbol):"
+      perf report -i "$results/perf.data" --no-children --sort symbol --stdio -g none 2>/dev/null |
+        grep '%' | grep -v '^#' | sed 's/  */ /g; s/^ //' | cut -c1-120 | head -10 |
+        tee "$results/profile-top.txt" ;;
+    *)
+      echo "unknown section '$section'" >&2
+      failed+=("$section (unknown)") ;;
+  esac
+done
+
+echo
+echo "================================ summary ================================"
+echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'),"\
+  "$(awk '/MemTotal/ {printf "%.1f GiB RAM", $2/1048576}' /proc/meminfo), $(uname -sr)"
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other processes on the machine skew every figure)"
+echo "build: $build (Release), $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo ' + local changes')"
+echo
+echo "| Benchmark | Metric | Value | Note |"
+echo "|---|---|---|---|"
+if [ -f "$results/micro.csv" ] && [ -f "$results/micro.txt" ]; then
+  # name,iterations,real_time,cpu_time,time_unit,bytes_per_second,items_per_second,label,...
+  awk -F, '/^"BM_/ {
+      gsub(/"/, "", $1)
+      items = $7 == "" ? "" : sprintf("%.1f M items/s", $7 / 1e6)
+      bytes = $6 == "" ? "" : sprintf("%.0f MB/s", $6 / 1e6)
+      printf "| micro | %s | %s | %s |\n", $1, items, bytes
+    }' "$results/micro.csv"
+fi
+for name in "${ran[@]}"; do
+  [ "$name" = profile ] && continue  # its ingest ran under perf; only its top functions below
+  grep -E '^\| ' "$results/$name.txt" | grep -vE '^\| Benchmark \|' || true
+done
+if [ -s "$results/profile-top.txt" ]; then
+  # "54.52% [.] symbol - -": the 5 functions tumbled spent most time in during ingest.
+  head -5 "$results/profile-top.txt" | awk '{
+      pct = $1; $1 = ""; $2 = ""; sub(/ - -$/, ""); sub(/^ +/, ""); sub(/<.*/, "<...>")
+      printf "| profile, ingest 1 conn | top %d: %s | %s | self time |\n", NR, $0, pct
+    }'
+fi
+if [ ${#failed[@]} -gt 0 ]; then
+  echo
+  echo "FAILED: ${failed[*]}"
+  exit 1
+fi
