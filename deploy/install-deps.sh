@@ -6,8 +6,12 @@ packages=(
   ca-certificates cmake g++ make pkg-config curl
   libboost1.81-dev librocksdb-dev libyaml-cpp-dev libspdlog-dev catch2
   influxdb influxdb-client
+  libssl-dev zlib1g-dev  # TLS (https:// URLs) and gzip bodies to InfluxDB
+  libsystemd-dev dpkg-dev file  # sd_notify; cpack -G DEB computes Depends with dpkg-shlibdeps
 )
-[ "${1:-}" = "--test" ] && packages+=(clang libclang-rt-14-dev)
+[ "${1:-}" = "--test" ] && packages+=(clang libclang-rt-14-dev libbenchmark-dev)
+# The deploy tests: systemd-analyze verify on the unit, docker-compose config on the compose file.
+[ "${1:-}" = "--test" ] && packages+=(systemd docker-compose)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

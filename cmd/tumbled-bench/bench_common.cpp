@@ -234,6 +234,7 @@ Tumbled::Tumbled(TumbledSpec spec, const std::filesystem::path& dir)
     {
       std::ofstream out(config);
       out << "log: {level: " << spec_.log_level << "}\n"
+          << "http: {listen: \"\"}\n"  // no endpoints: the default port may be taken
           << "state: {dir: " << state_dir().string();
       if (!spec_.checkpoint_interval.empty())
         out << ", checkpoint_interval: " << spec_.checkpoint_interval;

@@ -17,11 +17,15 @@
 #include <cstring>
 #include <ctime>
 #include <iostream>
+#include <optional>
 #include <string_view>
 
 #include "config/config.hpp"
+#include "http/http_server.hpp"
+#include "log/json_log.hpp"
 #include "pipeline/pipeline.hpp"
 #include "store/checkpoint_store.hpp"
+#include "systemd_notifier.hpp"
 
 namespace {
 
@@ -126,12 +130,17 @@ int run_deadletter(const Options& options, const config::Config& cfg) {
   return 0;
 }
 
-std::shared_ptr<spdlog::logger> make_root_logger(const std::string& level) {
+std::shared_ptr<spdlog::logger> make_root_logger(const std::string& level,
+                                                 const std::string& format) {
   // Colour only on a terminal: under systemd the journal gets plain lines.
   auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>(
       isatty(STDERR_FILENO) ? spdlog::color_mode::automatic : spdlog::color_mode::never);
   auto logger = std::make_shared<spdlog::logger>("main", sink);
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ [%n] %v");
+  if (format == "json") {
+    logger->set_formatter(tumbled::log::json_formatter());  // on the sink, shared by every clone
+  } else {
+    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ [%n] %v");
+  }
   logger->set_level(spdlog::level::from_str(level));
   logger->flush_on(spdlog::level::info);
   return logger;
@@ -159,8 +168,9 @@ void raise_open_file_limit(spdlog::logger& log) {
 }
 
 int run(const config::Config& cfg) {
-  auto log = make_root_logger(cfg.log_level);
+  auto log = make_root_logger(cfg.log_level, cfg.log_format);
   raise_open_file_limit(*log);
+  for (const auto& warning : config::warnings(cfg)) log->warn("{}", warning);
   const pipeline::Loggers loggers{log->clone("tcp"), log->clone("window"), log->clone("influx"),
                                   log->clone("store")};
   std::unique_ptr<store::CheckpointStore> store;
@@ -174,6 +184,7 @@ int run(const config::Config& cfg) {
   // The io_context outlives the pipelines: coroutine frames it still holds at exit never touch
   // them.
   asio::io_context io;
+  SystemdNotifier systemd(io, log->clone("systemd"));
   const auto wall_clock = [] {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
                std::chrono::system_clock::now().time_since_epoch())
@@ -187,20 +198,40 @@ int run(const config::Config& cfg) {
       pipelines.back()->start();
       const auto& sink = p.influx;
       log->info(
-          "pipeline {}: listening on {}, {} windows of [{}], writing to {}://{}{} db={}{} "
+          "pipeline {}: listening on {}, {} windows of [{}], writing to {} "
           "in batches of {} or every {}",
           p.name, pipelines.back()->listening_on().to_string(),
-          config::format_duration(p.window_size), aggregates_text(p), sink.scheme,
-          sink.endpoint.to_string(), sink.path_prefix, sink.database,
-          sink.retention_policy.empty() ? "" : " rp=" + sink.retention_policy, sink.batch_size,
+          config::format_duration(p.window_size), aggregates_text(p),
+          tumbled::sink::describe_destination(sink), sink.batch_size,
           config::format_duration(sink.batch_interval));
     }
   } catch (const std::exception& e) {
     log->critical("{}", e.what());
     return kExitRuntime;
   }
+  // After the pipelines, so that it never reports on one that is not there yet; it keeps
+  // answering (/ready: not ready) while they stop.
+  std::optional<http::HttpServer> http_server;
+  if (cfg.http_listen) {
+    std::vector<const pipeline::Pipeline*> observed;
+    for (const auto& p : pipelines) observed.push_back(p.get());
+    http_server.emplace(io.get_executor(), *cfg.http_listen, std::move(observed),
+                        log->clone("http"));
+    try {
+      http_server->listen();
+    } catch (const std::exception& e) {
+      log->critical("{}", e.what());
+      return kExitRuntime;
+    }
+    asio::co_spawn(io, http_server->run(), [&log](std::exception_ptr error) {
+      if (error) log->critical("the HTTP server failed; /metrics, /health and /ready are gone");
+    });
+    log->info("serving /metrics, /health and /ready on http://{}",
+              http_server->local_endpoint().to_string());
+  }
   log->info("tumbled {} started: {} pipelines, state in {}, checkpoint every {}", TUMBLED_VERSION,
             pipelines.size(), cfg.state_dir, config::format_duration(cfg.checkpoint_interval));
+  systemd.ready("running " + std::to_string(pipelines.size()) + " pipelines");
 
   asio::signal_set signals(io, SIGINT, SIGTERM);
   std::size_t running = pipelines.size();
@@ -214,6 +245,8 @@ int run(const config::Config& cfg) {
           return;
         }
         stopping = true;
+        systemd.stopping("stopping: flushing for at most " +
+                         config::format_duration(cfg.shutdown_timeout));
         log->info("signal {}: stopping (flushing for at most {})", signal,
                   config::format_duration(cfg.shutdown_timeout));
         signals.async_wait(on_signal);
@@ -288,6 +321,7 @@ int main(int argc, char** argv) {
   if (options.check_only) {
     std::cout << options.config_path << ": configuration is valid (" << cfg.pipelines.size()
               << " pipelines)\n";
+    for (const auto& warning : config::warnings(cfg)) std::cout << "WARNING: " << warning << "\n";
     return 0;
   }
   if (options.print_config) {

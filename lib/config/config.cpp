@@ -6,8 +6,9 @@
 //   - `to_yaml()`: each row's encoder writes the effective value back at its path;
 //   - `config_reference()`: one Markdown line per row, its default encoded from a
 //     default-constructed struct, so the reference cannot drift from the header.
-// Cross-key rules (required keys, backoff order, duplicate names and listen addresses) are the
-// only code outside the tables.
+// A row may apply only when another key has some value (`Condition`: the API v1/v2 keys, tls.*
+// under https://); other cross-key rules (required keys, backoff order, duplicate names and
+// listen addresses) are the only code outside the tables.
 #include "config/config.hpp"
 
 #include "sink/line_protocol.hpp"
@@ -24,7 +25,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <limits>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string_view>
@@ -187,6 +190,65 @@ Codec<string> one_of(std::vector<string> allowed) {
   });
 }
 
+Codec<bool> boolean() {
+  return {"true or false",
+          [](const Ctx& ctx, const YAML::Node& n, const string& path, bool& out) {
+            const string v = ctx.scalar(n, path, "true or false");
+            if (v != "true" && v != "false") {
+              ctx.fail(n.Mark(), path, "expected true or false, got \"" + v + "\"");
+            }
+            out = v == "true";
+          },
+          [](const bool& v) { return YAML::Node(v); }};
+}
+
+Codec<GzipMode> gzip_mode() {
+  return {
+      "true, false or auto",
+      [](const Ctx& ctx, const YAML::Node& n, const string& path, GzipMode& out) {
+        const string v = ctx.scalar(n, path, "true, false or auto");
+        if (v == "true") {
+          out = GzipMode::always;
+        } else if (v == "false") {
+          out = GzipMode::never;
+        } else if (v == "auto") {
+          out = GzipMode::automatic;
+        } else {
+          ctx.fail(n.Mark(), path, "unknown value \"" + v + "\" (expected true, false or auto)");
+        }
+      },
+      [](const GzipMode& v) {
+        return v == GzipMode::automatic ? YAML::Node("auto") : YAML::Node(v == GzipMode::always);
+      }};
+}
+
+// A readable PEM file holding at least one certificate, or "". Checked here so that
+// --check-config catches a wrong path; the TLS library parses the certificates at startup.
+Codec<string> pem_certificates_file() {
+  return text("path", [](const string& v) -> string {
+    if (v.empty()) return "";
+    std::error_code ec;
+    const bool regular = std::filesystem::is_regular_file(v, ec);
+    std::FILE* f = regular ? std::fopen(v.c_str(), "rb") : nullptr;
+    if (!f) {
+      const int err = ec ? ec.value() : regular ? errno : EISDIR;
+      return "cannot read \"" + v + "\": " +
+             (regular || ec ? std::generic_category().message(err) : string("not a regular file"));
+    }
+    string text;
+    char buf[8192];
+    std::size_t got = 0;
+    while ((got = std::fread(buf, 1, sizeof buf, f)) > 0 && text.size() < (16u << 20)) {
+      text.append(buf, got);
+    }
+    std::fclose(f);
+    if (text.find("-----BEGIN CERTIFICATE-----") == string::npos) {
+      return "no PEM certificate (-----BEGIN CERTIFICATE-----) in \"" + v + "\"";
+    }
+    return "";
+  });
+}
+
 Codec<string> pipeline_name() {
   return text("name", [](const string& v) -> string {
     const bool ok = !v.empty() && v.size() <= 64 && std::all_of(v.begin(), v.end(), [](char c) {
@@ -290,17 +352,35 @@ Codec<Endpoint> endpoint(unsigned min_port) {
           [](const Endpoint& e) { return YAML::Node(e.to_string()); }};
 }
 
-// http://host[:port][/prefix] into scheme, endpoint and path_prefix. Messages never repeat the
+// An endpoint, or "" for none (a listener turned off).
+Codec<std::optional<Endpoint>> endpoint_or_off() {
+  return {"host:port or \"\"",
+          [](const Ctx& ctx, const YAML::Node& n, const string& path,
+             std::optional<Endpoint>& out) {
+            const string v = ctx.scalar(n, path, "host:port or \"\"");
+            if (v.empty()) {
+              out.reset();
+              return;
+            }
+            try {
+              out = parse_endpoint(v, 0);
+            } catch (const std::invalid_argument& e) {
+              ctx.fail(n.Mark(), path, e.what());
+            }
+          },
+          [](const std::optional<Endpoint>& e) { return YAML::Node(e ? e->to_string() : ""); }};
+}
+
+// http[s]://host[:port][/prefix] into scheme, endpoint and path_prefix. Messages never repeat the
 // URL: it may carry credentials.
 void parse_url(const string& url, InfluxSinkConfig& out) {
   const auto sep = url.find("://");
-  if (sep == string::npos) throw std::invalid_argument("expected http://host[:port][/path]");
+  if (sep == string::npos) throw std::invalid_argument("expected http[s]://host[:port][/path]");
   string scheme = url.substr(0, sep);
   std::transform(scheme.begin(), scheme.end(), scheme.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  if (scheme == "https") throw std::invalid_argument("TLS is not supported yet; use http://");
-  if (scheme != "http") {
-    throw std::invalid_argument("unsupported scheme \"" + scheme + "\"; use http://");
+  if (scheme != "http" && scheme != "https") {
+    throw std::invalid_argument("unsupported scheme \"" + scheme + "\"; use http:// or https://");
   }
   const string rest = url.substr(sep + 3);
   const auto slash = rest.find('/');
@@ -321,7 +401,9 @@ void parse_url(const string& url, InfluxSinkConfig& out) {
   const bool has_port = authority.back() != ']' && authority.find(':') != string::npos;
   Endpoint ep;
   try {
-    ep = parse_endpoint(has_port ? authority : authority + ":8086", 1);
+    // InfluxDB listens on 8086; over https it is usually behind a proxy or InfluxDB Cloud, on 443.
+    const string default_port = scheme == "https" ? ":443" : ":8086";
+    ep = parse_endpoint(has_port ? authority : authority + default_port, 1);
   } catch (const std::invalid_argument& e) {
     // Drop the quoted text (`invalid address "...": why`) but keep the reason.
     const string what = e.what();
@@ -428,6 +510,16 @@ Codec<Tags> tags() {
 // ---------------------------------------------------------------------------------------------
 // The tables
 
+// A row that applies only when another key has a certain value (api: v2, an https:// URL):
+// written when the condition does not hold it is an error, and to_yaml() leaves it out; a
+// required row is required only when the condition holds.
+template <class T>
+struct Condition {
+  string key;   // the row that decides, e.g. "pipelines[].sink.influxdb.api"
+  string text;  // what must hold, for messages: "api: v2"
+  std::function<bool(const T&)> holds;
+};
+
 template <class T>
 struct Key {
   string path;  // full dotted path; pipeline keys start with "pipelines[]."
@@ -436,6 +528,7 @@ struct Key {
   bool required;
   std::function<void(const Ctx&, const YAML::Node&, const string& path, T&)> parse;
   std::function<YAML::Node(const T&)> emit;
+  std::optional<Condition<T>> only_if;  // nullopt: always applies
 };
 
 constexpr bool kRequired = true;
@@ -451,7 +544,14 @@ Key<T> key(string path, Codec<V> codec, Access access, string doc, bool is_requi
       [decode = codec.decode, access](const Ctx& ctx, const YAML::Node& n, const string& p, T& t) {
         decode(ctx, n, p, access(t));
       },
-      [encode = codec.encode, access](const T& t) { return encode(access(t)); }};
+      [encode = codec.encode, access](const T& t) { return encode(access(t)); },
+      std::nullopt};
+}
+
+template <class T>
+Key<T> only_if(Key<T> row, Condition<T> condition) {
+  row.only_if = std::move(condition);
+  return row;
 }
 
 #define FIELD(member)    \
@@ -461,6 +561,12 @@ Key<T> key(string path, Codec<V> codec, Access access, string doc, bool is_requi
 
 const std::vector<Key<PipelineConfig>>& pipeline_keys() {
   using P = PipelineConfig;
+  static const Condition<P> v1{"pipelines[].sink.influxdb.api", "api: v1",
+                               [](const P& p) { return p.influx.api == "v1"; }};
+  static const Condition<P> v2{"pipelines[].sink.influxdb.api", "api: v2",
+                               [](const P& p) { return p.influx.api == "v2"; }};
+  static const Condition<P> https{"pipelines[].sink.influxdb.url", "an https:// URL",
+                                  [](const P& p) { return p.influx.scheme == "https"; }};
   static const std::vector<Key<P>> keys{
       key<P>("pipelines[].name", pipeline_name(), FIELD(name),
              "Unique pipeline name: 1 to 64 characters from A-Z a-z 0-9 _ -.", kRequired),
@@ -481,16 +587,50 @@ const std::vector<Key<PipelineConfig>>& pipeline_keys() {
           "pipelines[].point.tags", tags(), FIELD(tags),
           "Tags on every point; the default applies only when the key is absent, `{}` means none."),
       key<P>("pipelines[].sink.influxdb.url", url(), FIELD(influx),
-             "http://host[:port][/path-prefix]; port defaults to 8086. No https, no user:pass@."),
-      key<P>("pipelines[].sink.influxdb.database", nonempty(), FIELD(influx.database),
-             "InfluxDB database written to."),
-      key<P>("pipelines[].sink.influxdb.retention_policy", text("string"),
-             FIELD(influx.retention_policy),
-             "Retention policy; `\"\"` uses the database's default."),
-      key<P>("pipelines[].sink.influxdb.username", text("string"), FIELD(influx.username),
-             "User for HTTP basic authentication; `\"\"` for none."),
-      key<P>("pipelines[].sink.influxdb.password", secret(), FIELD(influx.password),
-             "Password for the user, e.g. `${INFLUX_PASSWORD}`; masked when printed."),
+             "http[s]://host[:port][/path-prefix]; the port defaults to 8086 for http, 443 for "
+             "https. No user:pass@."),
+      key<P>("pipelines[].sink.influxdb.api", one_of({"v1", "v2"}), FIELD(influx.api),
+             "`v1`: `POST /write` with database, retention policy and basic authentication; "
+             "`v2`: `POST /api/v2/write` with org, bucket and token. The other API's keys are "
+             "refused."),
+      only_if(key<P>("pipelines[].sink.influxdb.database", nonempty(), FIELD(influx.database),
+                     "API v1: InfluxDB database written to."),
+              v1),
+      only_if(key<P>("pipelines[].sink.influxdb.retention_policy", text("string"),
+                     FIELD(influx.retention_policy),
+                     "API v1: retention policy; `\"\"` uses the database's default."),
+              v1),
+      only_if(key<P>("pipelines[].sink.influxdb.username", text("string"), FIELD(influx.username),
+                     "API v1: user for HTTP basic authentication; `\"\"` for none."),
+              v1),
+      only_if(key<P>("pipelines[].sink.influxdb.password", secret(), FIELD(influx.password),
+                     "API v1: password for the user, e.g. `${INFLUX_PASSWORD}`; masked when "
+                     "printed."),
+              v1),
+      only_if(key<P>("pipelines[].sink.influxdb.org", nonempty(), FIELD(influx.org),
+                     "API v2: organization (name) the bucket belongs to.", kRequired),
+              v2),
+      only_if(key<P>("pipelines[].sink.influxdb.bucket", nonempty(), FIELD(influx.bucket),
+                     "API v2: bucket written to.", kRequired),
+              v2),
+      only_if(key<P>("pipelines[].sink.influxdb.token", secret(), FIELD(influx.token),
+                     "API v2: API token, sent as `Authorization: Token ...`, e.g. "
+                     "`${INFLUX_TOKEN}`; masked when printed. `\"\"` sends none (only for "
+                     "servers without authentication)."),
+              v2),
+      only_if(key<P>("pipelines[].sink.influxdb.tls.ca_file", pem_certificates_file(),
+                     FIELD(influx.tls_ca_file),
+                     "https only: PEM file of the CA certificates to trust instead of the "
+                     "system's; `\"\"` uses the system's."),
+              https),
+      only_if(key<P>("pipelines[].sink.influxdb.tls.insecure_skip_verify", boolean(),
+                     FIELD(influx.tls_insecure_skip_verify),
+                     "https only: accept any certificate for any host name. For tests only: "
+                     "warned about at startup and by --check-config."),
+              https),
+      key<P>("pipelines[].sink.influxdb.gzip", gzip_mode(), FIELD(influx.gzip),
+             "Compress request bodies (`Content-Encoding: gzip`); `auto` compresses bodies of "
+             "8 KiB or more unless the URL's host is loopback (`localhost`, 127.0.0.1, ::1)."),
       key<P>("pipelines[].sink.influxdb.batch_size", integer<std::size_t>(1, 1'000'000),
              FIELD(influx.batch_size), "Most points sent in one write request."),
       key<P>("pipelines[].sink.influxdb.batch_interval", duration(), FIELD(influx.batch_interval),
@@ -522,12 +662,17 @@ const std::vector<Key<Config>>& top_keys() {
   static const std::vector<Key<Config>> keys{
       key<Config>("log.level", one_of({"trace", "debug", "info", "warn", "error"}),
                   FIELD(log_level), "Least severe log messages written."),
+      key<Config>("log.format", one_of({"text", "json"}), FIELD(log_format),
+                  "`text` lines, or `json`: one object per line with time, level, logger and "
+                  "message."),
       key<Config>("state.dir", nonempty(), FIELD(state_dir),
                   "Directory holding the checkpoint store."),
       key<Config>("state.checkpoint_interval", duration(), FIELD(checkpoint_interval),
                   "How often window state is checkpointed."),
       key<Config>("shutdown_timeout", duration(), FIELD(shutdown_timeout),
                   "Bound on the final flush at SIGTERM."),
+      key<Config>("http.listen", endpoint_or_off(), FIELD(http_listen),
+                  "Address of the /metrics, /health and /ready endpoints; `\"\"` turns them off."),
       key<Config>("pipelines", pipelines(), FIELD(pipelines),
                   "The pipelines, at least one; their keys follow.", kRequired),
   };
@@ -603,8 +748,33 @@ void apply_scope(const Ctx& ctx, const YAML::Node& map, const std::vector<Key<T>
                  const string& tprefix, const string& cprefix, T& target, Marks& marks) {
   walk(ctx, map, table, tprefix, cprefix, target, marks);
   for (const auto& row : table) {
-    if (row.required && !marks.count(row.path)) {
-      ctx.fail(map.Mark(), cprefix + row.path.substr(tprefix.size()), "required key is missing");
+    const string cpath = cprefix + row.path.substr(tprefix.size());
+    if (!row.only_if) {
+      if (row.required && !marks.count(row.path)) {
+        ctx.fail(map.Mark(), cpath, "required key is missing");
+      }
+      continue;
+    }
+    const Condition<T>& condition = *row.only_if;
+    const bool holds = condition.holds(target);
+    if (holds && row.required && !marks.count(row.path)) {
+      const auto decided = marks.find(condition.key);
+      ctx.fail(decided != marks.end() ? decided->second : map.Mark(), cpath,
+               "required key is missing (needed with " + condition.text + ")");
+    }
+    if (!holds && marks.count(row.path)) {
+      // Say what the deciding key is: "(api is v1)", "(url is http://...)".
+      string now;
+      const auto decider = std::find_if(table.begin(), table.end(),
+                                        [&](const Key<T>& k) { return k.path == condition.key; });
+      if (decider != table.end()) {
+        const YAML::Node value = decider->emit(target);
+        if (value.IsScalar()) {
+          now = " (" + condition.key.substr(condition.key.rfind('.') + 1) + " is " +
+                value.Scalar() + (marks.count(condition.key) ? "" : ", the default") + ")";
+        }
+      }
+      ctx.fail(marks.at(row.path), cpath, "only allowed with " + condition.text + now);
     }
   }
 }
@@ -613,6 +783,7 @@ template <class T>
 YAML::Node emit_scope(const std::vector<Key<T>>& table, const string& tprefix, const T& value) {
   YAML::Node root(YAML::NodeType::Map);
   for (const auto& row : table) {
+    if (row.only_if && !row.only_if->holds(value)) continue;
     YAML::Node cur = root;
     string rest = row.path.substr(tprefix.size());
     for (auto dot = rest.find('.'); dot != string::npos; dot = rest.find('.')) {
@@ -878,6 +1049,17 @@ Config parse(const std::string& yaml_text, const std::string& source_name, const
     Config config;
     Marks marks;
     apply_scope(ctx, root, top_keys(), "", "", config, marks);
+    if (config.http_listen) {
+      for (std::size_t i = 0; i < config.pipelines.size(); ++i) {
+        if (listen_overlaps(*config.http_listen, config.pipelines[i].listen)) {
+          const auto at = marks.find("http.listen");
+          ctx.fail(at != marks.end() ? at->second : root.Mark(), "http.listen",
+                   "listen address " + config.http_listen->to_string() + " collides with " +
+                       config.pipelines[i].listen.to_string() + " of pipelines[" +
+                       std::to_string(i) + "].source.tcp.listen");
+        }
+      }
+    }
     return config;
   } catch (const ConfigError&) {
     throw;
@@ -915,6 +1097,21 @@ std::string to_yaml(const Config& config) {
   YAML::Emitter out;
   out << emit_scope(top_keys(), "", config);
   return std::string(out.c_str()) + "\n";
+}
+
+std::vector<std::string> warnings(const Config& config) {
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < config.pipelines.size(); ++i) {
+    const PipelineConfig& p = config.pipelines[i];
+    const std::string who = "pipelines[" + std::to_string(i) + "] (" + p.name + "): ";
+    if (p.influx.scheme == "https" && p.influx.tls_insecure_skip_verify) {
+      out.push_back(who + "sink.influxdb.tls.insecure_skip_verify is true: the certificate of " +
+                    p.influx.endpoint.to_string() +
+                    " is NOT verified, so anyone on the network path can read and alter the "
+                    "writes and their credentials; use tls.ca_file instead outside of tests");
+    }
+  }
+  return out;
 }
 
 std::string config_reference() {

@@ -43,14 +43,25 @@ struct RetryConfig {
   bool operator==(const RetryConfig&) const = default;
 };
 
+// When request bodies are gzip-compressed: `automatic` compresses those large enough to gain
+// (sink::kGzipAutoMinBytes), and only when InfluxDB is not on a loopback address (sink/gzip.hpp).
+enum class GzipMode { never, always, automatic };
+
 struct InfluxSinkConfig {
-  std::string scheme = "http";  // only http for now
+  std::string scheme = "http";  // http or https
   Endpoint endpoint{"127.0.0.1", 8086};
   std::string path_prefix;  // e.g. "/influx" behind a proxy; "" by default
-  std::string database = "telemetry";
-  std::string retention_policy;  // "" = the database's default
-  std::string username;
-  std::string password;
+  std::string api = "v1";   // v1: POST /write (database...); v2: POST /api/v2/write (org...)
+  std::string database = "telemetry";     // v1 only
+  std::string retention_policy;           // v1 only; "" = the database's default
+  std::string username;                   // v1 only; "" = no authentication
+  std::string password;                   // v1 only
+  std::string org;                        // v2 only, required there
+  std::string bucket;                     // v2 only, required there
+  std::string token;                      // v2 only; "" = no Authorization header
+  std::string tls_ca_file;                // https only; "" = the system's CAs
+  bool tls_insecure_skip_verify = false;  // https only; no certificate or host name check
+  GzipMode gzip = GzipMode::automatic;
   std::size_t batch_size = 100;
   Millis batch_interval{1000};
   Millis request_timeout{5000};
@@ -77,9 +88,12 @@ struct PipelineConfig {
 
 struct Config {
   std::string log_level = "info";  // trace|debug|info|warn|error
+  std::string log_format = "text";  // text | json (one JSON object per line)
   std::string state_dir = "./var/tumbled";
   Millis checkpoint_interval{1000};
   Millis shutdown_timeout{5000};  // bound on the final flush at SIGTERM
+  // /metrics, /health and /ready; nullopt (`http.listen: ""`) turns them off.
+  std::optional<Endpoint> http_listen = Endpoint{"127.0.0.1", 9100};
   std::vector<PipelineConfig> pipelines;
   bool operator==(const Config&) const = default;
 };
@@ -100,6 +114,10 @@ std::string format_duration(Millis d);
 
 // The effective configuration as YAML, with passwords masked.
 std::string to_yaml(const Config& config);
+// Settings that are valid but weaken a guarantee (e.g. TLS without certificate verification),
+// one sentence each naming the pipeline and key; main logs them at startup and --check-config
+// prints them.
+std::vector<std::string> warnings(const Config& config);
 // A Markdown table of every key: path, type, default, description.
 std::string config_reference();
 

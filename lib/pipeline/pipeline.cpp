@@ -5,6 +5,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <algorithm>
 
 #include "sink/line_protocol.hpp"
 
@@ -41,6 +42,7 @@ Pipeline::Pipeline(asio::io_context& io, const config::PipelineConfig& settings,
       checkpoint_timer_(io) {}
 
 void Pipeline::start() {
+  started_at_ = clock_();
   auto restored = store_.load(settings_.name);
   for (const auto& [start, totals] : restored.open_windows) windows_.restore(start, totals);
   for (auto& point : restored.points) queue_.restore(point.seq, std::move(point.line));
@@ -53,6 +55,7 @@ void Pipeline::start() {
   writer_.on_progress([this] { apply_backpressure(); });
   apply_backpressure();
   source_.listen();
+  started_ = true;
   spawn(source_.run(), "TCP source");
   spawn(window_clock(), "window clock");
   spawn(checkpoint_loop(), "checkpoint loop");
@@ -129,8 +132,12 @@ void Pipeline::apply_backpressure() {
 }
 
 void Pipeline::checkpoint() {
+  const auto began = std::chrono::steady_clock::now();
   const auto error = store_.save(
       settings_.name, {windows_.open_windows(), queue_.points(), saved_below_, queue_.next_seq()});
+  last_checkpoint_seconds_ =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
+  last_checkpoint_bytes_ = store_.last_save_bytes();
   if (error) {
     ++counters_.checkpoint_failures;
     checkpoint_failing_ = true;
@@ -167,6 +174,43 @@ bool Pipeline::store_dead_letter(const sink::PointQueue::Batch& batch, const std
     return false;
   }
   return true;
+}
+
+PipelineStats Pipeline::stats() const {
+  PipelineStats s;
+  s.name = settings_.name;
+  s.listening = started_ && !stopping_;
+  s.source_paused = source_.paused();
+  const auto& source = source_.counters();
+  s.connections_open = source.connections_open;
+  s.connections_accepted = source.connections_accepted;
+  s.connections_refused = source.connections_refused;
+  s.lines = source.lines;
+  s.windows_emitted = counters_.windows_emitted;
+  s.sums_saturated = counters_.sums_saturated;
+  const auto& sink = writer_.counters();
+  s.points_written = sink.points_written;
+  s.batches_sent = sink.batches_written;
+  s.batch_failed_attempts = sink.failed_attempts;
+  s.batches_dead_lettered = sink.batches_dead_lettered;
+  s.batches_split = sink.batches_split;
+  s.points_dead_lettered = sink.points_dead_lettered;
+  s.points_dropped = counters_.points_dropped;
+  s.points_waiting = queue_.size();
+  if (!queue_.empty()) {
+    // Points restored from the store carry no queue time: they have waited at least since start.
+    const sink::TimeMs since = std::max(queue_.points().front().queued_at, started_at_);
+    const sink::TimeMs age = std::max<sink::TimeMs>(clock_() - since, 0);
+    s.oldest_waiting_age_seconds = static_cast<double>(age) / 1000.0;
+  }
+  s.write_seconds = sink.write_seconds;
+  s.last_write_success_ms = sink.last_success_ms;
+  s.last_write_failure = sink.last_failure;
+  s.checkpoints = counters_.checkpoints;
+  s.checkpoints_failed = counters_.checkpoint_failures;
+  s.last_checkpoint_seconds = last_checkpoint_seconds_;
+  s.last_checkpoint_bytes = last_checkpoint_bytes_;
+  return s;
 }
 
 asio::awaitable<void> Pipeline::window_clock() {

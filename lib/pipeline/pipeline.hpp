@@ -19,6 +19,7 @@
 #include <memory>
 
 #include "config/config.hpp"
+#include "pipeline/pipeline_stats.hpp"
 #include "sink/influx_writer.hpp"
 #include "sink/point_queue.hpp"
 #include "source/tcp_source.hpp"
@@ -55,6 +56,8 @@ class Pipeline {
   const config::PipelineConfig& settings() const { return settings_; }
   config::Endpoint listening_on() const { return source_.local_endpoint(); }
   std::size_t points_waiting() const { return queue_.size(); }
+  // Counters and gauges of this moment, for /metrics and /ready.
+  PipelineStats stats() const;
 
  private:
   void accept_values(std::span<const std::int64_t> values);
@@ -81,8 +84,12 @@ class Pipeline {
   sink::BatchWriter writer_;
   boost::asio::steady_timer window_timer_;
   boost::asio::steady_timer checkpoint_timer_;
+  bool started_ = false;
   bool stopping_ = false;
+  sink::TimeMs started_at_ = 0;
   WindowCounters counters_;
+  double last_checkpoint_seconds_ = 0;
+  std::uint64_t last_checkpoint_bytes_ = 0;
   std::uint64_t reported_rejections_ = 0;
   sink::TimeMs last_rejection_report_ = 0;
   std::string last_checkpoint_error_;

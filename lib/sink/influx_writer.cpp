@@ -2,24 +2,33 @@
 
 #include <spdlog/spdlog.h>
 
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
+
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/detail/base64.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <stdexcept>
 
 namespace tumbled::sink {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace ssl = asio::ssl;
 using asio::ip::tcp;
 
 namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr TimeMs kReminderEveryMs = 30'000;
+// Bound on waiting for the server's close_notify when it ends a TLS connection.
+constexpr std::chrono::milliseconds kTlsShutdownTimeout{1000};
 
 std::string url_encode(const std::string& text) {
   static constexpr char hex[] = "0123456789ABCDEF";
@@ -52,87 +61,63 @@ std::string describe(const WriteResult& result) {
 }
 
 // What an operator should check when InfluxDB refuses a batch for good.
-const char* hint_for(int status) {
+const char* hint_for(int status, const config::InfluxSinkConfig& settings) {
+  const bool v2 = settings.api == "v2";
   switch (status) {
     case 401:
-    case 403: return "check sink.influxdb.username and password";
-    case 404: return "check that sink.influxdb.database exists (CREATE DATABASE) and the URL";
+    case 403:
+      return v2 ? "check sink.influxdb.token and its write permission on the bucket"
+                : "check sink.influxdb.username and password";
+    case 404:
+      return v2 ? "check that sink.influxdb.org and bucket exist and the URL"
+                : "check that sink.influxdb.database exists (CREATE DATABASE) and the URL";
     case 400: return "InfluxDB could not store these points (e.g. a field type conflict)";
     case 413: return "raise InfluxDB's max-body-size or lower sink.influxdb.batch_size";
     default: return "InfluxDB will not accept this batch as it is";
   }
 }
 
-}  // namespace
-
-std::string write_target(const config::InfluxSinkConfig& settings) {
-  std::string target = settings.path_prefix + "/write?db=" + url_encode(settings.database);
-  if (!settings.retention_policy.empty()) target += "&rp=" + url_encode(settings.retention_policy);
-  return target + "&precision=ms";
+bool is_loopback(const std::string& host) {
+  beast::error_code error;
+  const auto address = asio::ip::make_address(host, error);
+  if (!error) return address.is_loopback();
+  return beast::iequals(host, "localhost");
 }
 
-InfluxClient::InfluxClient(asio::any_io_executor executor, const config::InfluxSinkConfig& settings)
-    : settings_(settings),
-      target_(write_target(settings)),
-      authorization_(basic_authorization(settings.username, settings.password)),
-      stream_(std::move(executor)) {}
-
-void InfluxClient::close() {
-  beast::error_code ignored;
-  stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-  stream_.close();
-  connected_ = false;
-  buffer_.clear();
-}
-
-asio::awaitable<WriteResult> InfluxClient::write(const std::string& body) {
-  const bool reused = connected_;
-  WriteResult result = co_await exchange(body);
-  // close() during the exchange (stop()) leaves connected_ false: then there is nothing to re-send.
-  const bool stale = result.status == 0 && reused && connected_ && !result.timed_out;
-  if (result.status == 0) close();  // never reuse a connection in an unknown state
-  if (stale) {
-    // Servers and proxies close idle keep-alive connections; that is no reason to back off.
-    // Writes are idempotent, so sending again on a new connection at once is safe.
-    result = co_await exchange(body);
-    if (result.status == 0) close();
-  }
-  co_return result;
-}
-
-asio::awaitable<WriteResult> InfluxClient::exchange(const std::string& body) {
-  stream_.expires_after(settings_.request_timeout);
-  if (!connected_) {
-    tcp::resolver resolver(stream_.get_executor());
-    auto [resolve_error, endpoints] = co_await resolver.async_resolve(
-        settings_.endpoint.host, std::to_string(settings_.endpoint.port), use_tuple);
-    if (resolve_error)
-      co_return WriteResult{0,
-                            "resolve " + settings_.endpoint.host + ": " + resolve_error.message()};
-    auto [connect_error, endpoint] = co_await stream_.async_connect(endpoints, use_tuple);
-    if (connect_error) {
-      co_return WriteResult{
-          0, "connect " + settings_.endpoint.to_string() + ": " + connect_error.message()};
+// https only: TLS 1.2 or later, the system's CAs or tls.ca_file.
+std::unique_ptr<ssl::context> make_tls_context(const config::InfluxSinkConfig& settings) {
+  if (settings.scheme != "https") return nullptr;
+  auto context = std::make_unique<ssl::context>(ssl::context::tls_client);
+  context->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                       ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+  beast::error_code error;
+  if (settings.tls_ca_file.empty()) {
+    context->set_default_verify_paths(error);
+    if (error)
+      throw std::runtime_error("cannot use the system's CA certificates: " + error.message());
+  } else {
+    context->load_verify_file(settings.tls_ca_file, error);
+    if (error) {
+      throw std::runtime_error(
+          "sink.influxdb.tls.ca_file \"" + settings.tls_ca_file +
+          "\": cannot load CA certificates from it (expected PEM): " + error.message());
     }
-    connected_ = true;
   }
+  return context;
+}
 
-  http::request<http::string_body> request{http::verb::post, target_, 11};
-  request.set(http::field::host, settings_.endpoint.to_string());
-  request.set(http::field::user_agent, "tumbled");
-  request.set(http::field::content_type, "text/plain; charset=utf-8");
-  if (!authorization_.empty()) request.set(http::field::authorization, authorization_);
-  request.keep_alive(true);
-  request.body() = body;
-  request.prepare_payload();
-  auto [write_error, written] = co_await http::async_write(stream_, request, use_tuple);
+// Sends `request` and reads the answer into `response`: the WriteResult of a response, or of the
+// transport error that prevented one. The same for a plain and a TLS stream.
+template <class Stream>
+asio::awaitable<WriteResult> round_trip(Stream& stream, beast::flat_buffer& buffer,
+                                        const http::request<http::string_body>& request,
+                                        http::response<http::string_body>& response) {
+  auto [write_error, written] = co_await http::async_write(stream, request, use_tuple);
   if (write_error) {
     co_return WriteResult{0, "send request: " + write_error.message(), std::nullopt,
                           write_error == beast::error::timeout};
   }
-
-  http::response<http::string_body> response;
-  auto [read_error, read] = co_await http::async_read(stream_, buffer_, response, use_tuple);
+  auto [read_error, read] = co_await http::async_read(stream, buffer, response, use_tuple);
   if (read_error) {
     const bool timed_out = read_error == beast::error::timeout;
     co_return WriteResult{
@@ -140,7 +125,6 @@ asio::awaitable<WriteResult> InfluxClient::exchange(const std::string& body) {
         timed_out ? "no response within request_timeout" : "read response: " + read_error.message(),
         std::nullopt, timed_out};
   }
-  if (!response.keep_alive()) close();
   std::string error = response.body().substr(0, 300);
   while (!error.empty() && (error.back() == '\n' || error.back() == '\r')) error.pop_back();
   const auto retry_after = response.find(http::field::retry_after);
@@ -150,6 +134,169 @@ asio::awaitable<WriteResult> InfluxClient::exchange(const std::string& body) {
           ? std::nullopt
           : parse_retry_after({retry_after->value().data(), retry_after->value().size()}),
       false};
+}
+
+}  // namespace
+
+std::string write_target(const config::InfluxSinkConfig& settings) {
+  if (settings.api == "v2") {
+    return settings.path_prefix + "/api/v2/write?org=" + url_encode(settings.org) +
+           "&bucket=" + url_encode(settings.bucket) + "&precision=ms";
+  }
+  std::string target = settings.path_prefix + "/write?db=" + url_encode(settings.database);
+  if (!settings.retention_policy.empty()) target += "&rp=" + url_encode(settings.retention_policy);
+  return target + "&precision=ms";
+}
+
+std::string describe_destination(const config::InfluxSinkConfig& settings) {
+  std::string text = settings.scheme + "://" + settings.endpoint.to_string() + settings.path_prefix;
+  if (settings.api == "v2") return text + " org=" + settings.org + " bucket=" + settings.bucket;
+  text += " db=" + settings.database;
+  if (!settings.retention_policy.empty()) text += " rp=" + settings.retention_policy;
+  return text;
+}
+
+InfluxClient::InfluxClient(asio::any_io_executor executor, const config::InfluxSinkConfig& settings)
+    : settings_(settings),
+      executor_(std::move(executor)),
+      target_(write_target(settings)),
+      authorization_(settings.api == "v2"
+                         ? (settings.token.empty() ? std::string() : "Token " + settings.token)
+                         : basic_authorization(settings.username, settings.password)),
+      tls_context_(make_tls_context(settings)),
+      server_is_local_(is_loopback(settings.endpoint.host)) {}
+
+InfluxClient::PlainStream& InfluxClient::tcp_layer() {
+  if (auto* tls = std::get_if<TlsStream>(&stream_)) return beast::get_lowest_layer(*tls);
+  if (std::holds_alternative<std::monostate>(stream_)) stream_.emplace<PlainStream>(executor_);
+  return std::get<PlainStream>(stream_);
+}
+
+void InfluxClient::close() {
+  // Abrupt on purpose: after an error or during stop() the TLS state is unknown or there is no
+  // time for close_notify; a connection the server ends is shut down gracefully in exchange().
+  beast::error_code ignored;
+  PlainStream& tcp = tcp_layer();
+  tcp.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  tcp.close();
+  connected_ = false;
+  buffer_.clear();
+}
+
+asio::awaitable<WriteResult> InfluxClient::write(const std::string& body) {
+  // Compressed once for both attempts below.
+  const bool gzipped = should_gzip(settings_.gzip, body.size(), server_is_local_);
+  if (gzipped && !gzip_) gzip_ = std::make_unique<GzipCompressor>();
+  const std::string compressed = gzipped ? gzip_->compress(body) : std::string();
+  const std::string& payload = gzipped ? compressed : body;
+
+  const bool reused = connected_;
+  WriteResult result = co_await exchange(payload, gzipped);
+  // close() during the exchange (stop()) leaves connected_ false: then there is nothing to re-send.
+  const bool stale = result.status == 0 && reused && connected_ && !result.timed_out;
+  if (result.status == 0) close();  // never reuse a connection in an unknown state
+  if (stale) {
+    // Servers and proxies close idle keep-alive connections; that is no reason to back off.
+    // Writes are idempotent, so sending again on a new connection at once is safe.
+    result = co_await exchange(payload, gzipped);
+    if (result.status == 0) close();
+  }
+  co_return result;
+}
+
+asio::awaitable<std::optional<WriteResult>> InfluxClient::connect() {
+  const auto& host = settings_.endpoint.host;
+  // A fresh stream: a TLS session cannot be reused once closed, and a plain socket is reopened.
+  if (tls_context_) {
+    stream_.emplace<TlsStream>(executor_, *tls_context_);
+  } else {
+    stream_.emplace<PlainStream>(executor_);
+  }
+  PlainStream& tcp = tcp_layer();
+  tcp.expires_after(settings_.request_timeout);
+  tcp::resolver resolver(executor_);
+  auto [resolve_error, endpoints] =
+      co_await resolver.async_resolve(host, std::to_string(settings_.endpoint.port), use_tuple);
+  if (resolve_error) co_return WriteResult{0, "resolve " + host + ": " + resolve_error.message()};
+  auto [connect_error, endpoint] = co_await tcp.async_connect(endpoints, use_tuple);
+  if (connect_error) {
+    co_return WriteResult{
+        0, "connect " + settings_.endpoint.to_string() + ": " + connect_error.message(),
+        std::nullopt, connect_error == beast::error::timeout};
+  }
+
+  if (auto* tls = std::get_if<TlsStream>(&stream_)) {
+    beast::error_code ignored;
+    const bool ip_literal = (asio::ip::make_address(host, ignored), !ignored);
+    // SNI carries host names only (RFC 6066): a server with several certificates picks by it.
+    if (!ip_literal && !SSL_set_tlsext_host_name(tls->native_handle(), host.c_str())) {
+      co_return WriteResult{0, "TLS: cannot set the server name " + host};
+    }
+    tls_verify_error_.clear();
+    if (settings_.tls_insecure_skip_verify) {
+      tls->set_verify_mode(ssl::verify_none);
+    } else {
+      tls->set_verify_mode(ssl::verify_peer);
+      tls->set_verify_callback([this, matches = ssl::host_name_verification(host), host](
+                                   bool preverified, ssl::verify_context& context) {
+        const bool ok = matches(preverified, context);
+        if (!ok && tls_verify_error_.empty()) {
+          X509_STORE_CTX* store = context.native_handle();
+          tls_verify_error_ = preverified
+                                  ? "certificate is not valid for " + host
+                                  : X509_verify_cert_error_string(X509_STORE_CTX_get_error(store));
+        }
+        return ok;
+      });
+    }
+    auto [handshake_error] = co_await tls->async_handshake(ssl::stream_base::client, use_tuple);
+    if (handshake_error) {
+      const bool timed_out = handshake_error == beast::error::timeout;
+      std::string why = timed_out ? "no handshake within request_timeout"
+                        : tls_verify_error_.empty()
+                            ? handshake_error.message()
+                            : "certificate verify failed: " + tls_verify_error_;
+      co_return WriteResult{0, "TLS handshake with " + settings_.endpoint.to_string() + ": " + why,
+                            std::nullopt, timed_out};
+    }
+  }
+  connected_ = true;
+  co_return std::nullopt;
+}
+
+asio::awaitable<WriteResult> InfluxClient::exchange(const std::string& body, bool gzipped) {
+  if (!connected_) {
+    if (auto failure = co_await connect()) co_return std::move(*failure);
+  } else {
+    tcp_layer().expires_after(settings_.request_timeout);
+  }
+
+  http::request<http::string_body> request{http::verb::post, target_, 11};
+  request.set(http::field::host, settings_.endpoint.to_string());
+  request.set(http::field::user_agent, "tumbled");
+  request.set(http::field::content_type, "text/plain; charset=utf-8");
+  if (gzipped) request.set(http::field::content_encoding, "gzip");
+  if (!authorization_.empty()) request.set(http::field::authorization, authorization_);
+  request.keep_alive(true);
+  request.body() = body;
+  request.prepare_payload();
+  http::response<http::string_body> response;
+  WriteResult result;
+  if (auto* tls = std::get_if<TlsStream>(&stream_)) {
+    result = co_await round_trip(*tls, buffer_, request, response);
+  } else {
+    result = co_await round_trip(std::get<PlainStream>(stream_), buffer_, request, response);
+  }
+  if (result.status == 0 || response.keep_alive()) co_return result;
+
+  // The server ends the connection: say goodbye properly, but never wait long for its reply.
+  if (auto* tls = std::get_if<TlsStream>(&stream_)) {
+    tcp_layer().expires_after(
+        std::min<std::chrono::milliseconds>(settings_.request_timeout, kTlsShutdownTimeout));
+    co_await tls->async_shutdown(use_tuple);  // its error changes nothing
+  }
+  close();
+  co_return result;
 }
 
 BatchWriter::BatchWriter(asio::any_io_executor executor, const config::InfluxSinkConfig& settings,
@@ -212,10 +359,15 @@ void BatchWriter::end_split_if_done(std::uint64_t last_seq) {
 }
 
 asio::awaitable<void> BatchWriter::send_batch(const PointQueue::Batch& batch) {
+  const auto began = std::chrono::steady_clock::now();
   const WriteResult result = co_await client_.write(batch.body);
   if (stopped_) co_return;  // the answer may be lost; the points stay queued for the next start
+  counters_.write_seconds.observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
   const Verdict verdict = classify(result.status);
   if (verdict == Verdict::success) {
+    counters_.last_success_ms = clock_();
+    counters_.last_failure.clear();
     if (backoff_.failures() > 0) {
       log_->info("InfluxDB write recovered after {} failed attempts; {} points still waiting",
                  backoff_.failures(), queue_.size() - batch.points);
@@ -230,6 +382,8 @@ asio::awaitable<void> BatchWriter::send_batch(const PointQueue::Batch& batch) {
   }
 
   ++counters_.failed_attempts;
+  // 400 and 413 are about the points, not about InfluxDB being reachable and willing.
+  if (verdict != Verdict::split) counters_.last_failure = describe(result);
   if (verdict == Verdict::split && batch.points > 1) {
     // Halve until the refused points stand alone; what InfluxDB accepted of a partial write is
     // simply written again (same series and timestamp: it overwrites itself).
@@ -245,7 +399,7 @@ asio::awaitable<void> BatchWriter::send_batch(const PointQueue::Batch& batch) {
     co_return;
   }
   if (verdict == Verdict::split || verdict == Verdict::reject) {
-    if (give_up(batch, describe(result) + " (" + hint_for(result.status) + ")")) {
+    if (give_up(batch, describe(result) + " (" + hint_for(result.status, settings_) + ")")) {
       end_split_if_done(batch.last_seq);
       co_return;
     }

@@ -4,7 +4,13 @@
 // InfluxClient::write() sends one line-protocol body and reports the HTTP status, or status 0 with
 // the error for a transport failure or a request that did not finish within request_timeout (the
 // timeout lives on the stream and covers resolve, connect, write and read). Credentials travel in
-// an Authorization header only, never in the URL or in logs.
+// an Authorization header only, never in the URL or in logs: `Basic` for API v1 (POST /write),
+// `Token` for API v2 (POST /api/v2/write). With an https:// URL the connection is TLS (OpenSSL):
+// the server's certificate is checked against the system's CAs or tls.ca_file and must match the
+// URL's host (sent as SNI), unless tls.insecure_skip_verify; the TLS handshake is part of the
+// exchange, under the same request_timeout, and a failed one (a certificate that does not verify
+// included) is a transport error like a refused connection. Bodies are gzip-compressed as
+// sink.influxdb.gzip says (gzip.hpp).
 //
 // BatchWriter sends the queue's oldest sendable points, in order, whenever a batch is due. A batch
 // that may succeed later (see retry_policy.hpp) is retried with jittered exponential backoff,
@@ -18,17 +24,22 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <functional>
 #include <limits>
 #include <memory>
 #include <optional>
 #include <random>
 #include <string>
+#include <variant>
 
 #include "config/config.hpp"
+#include "sink/gzip.hpp"
+#include "sink/latency_histogram.hpp"
 #include "sink/point_queue.hpp"
 #include "sink/retry_policy.hpp"
 
@@ -47,22 +58,38 @@ struct WriteResult {
   bool timed_out = false;  // no answer within request_timeout
 };
 
-// `POST` target for a write: /write?db=..&rp=..&precision=ms, URL-encoded, under the path prefix.
+// `POST` target for a write, URL-encoded, under the path prefix: API v1
+// /write?db=..&rp=..&precision=ms, API v2 /api/v2/write?org=..&bucket=..&precision=ms.
 std::string write_target(const config::InfluxSinkConfig& settings);
+// Where a sink writes, for logs: "http://host:8086 db=telemetry rp=week",
+// "https://host:8086/prefix org=acme bucket=telemetry". No credentials.
+std::string describe_destination(const config::InfluxSinkConfig& settings);
 
 class InfluxClient {
  public:
+  // Throws std::runtime_error if TLS cannot be set up, e.g. tls.ca_file holds no PEM certificate.
   InfluxClient(boost::asio::any_io_executor executor, const config::InfluxSinkConfig& settings);
   boost::asio::awaitable<WriteResult> write(const std::string& body);
   void close();  // drops the connection; an exchange in flight ends with an error
 
  private:
-  boost::asio::awaitable<WriteResult> exchange(const std::string& body);
+  using PlainStream = boost::beast::tcp_stream;
+  using TlsStream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
+
+  boost::asio::awaitable<WriteResult> exchange(const std::string& body, bool gzipped);
+  boost::asio::awaitable<std::optional<WriteResult>> connect();  // the failure, if any
+  PlainStream& tcp_layer();
 
   const config::InfluxSinkConfig& settings_;
+  boost::asio::any_io_executor executor_;
   std::string target_;
-  std::string authorization_;  // "Basic ...", or empty
-  boost::beast::tcp_stream stream_;
+  std::string authorization_;  // "Basic ..." (v1), "Token ..." (v2), or empty
+  std::unique_ptr<boost::asio::ssl::context> tls_context_;  // https only
+  // A fresh stream per connection: an OpenSSL session cannot be reused after a close.
+  std::variant<std::monostate, PlainStream, TlsStream> stream_;
+  std::string tls_verify_error_;          // why the certificate check of the last handshake failed
+  std::unique_ptr<GzipCompressor> gzip_;  // made on first use
+  bool server_is_local_ = false;          // loopback: gzip: auto never compresses
   boost::beast::flat_buffer buffer_;
   bool connected_ = false;
 };
@@ -74,6 +101,9 @@ struct SinkCounters {
   std::uint64_t batches_dead_lettered = 0;
   std::uint64_t points_dead_lettered = 0;
   std::uint64_t batches_split = 0;  // halvings to isolate points InfluxDB refused (400, 413)
+  LatencyHistogram write_seconds;   // duration of every write request, whatever its outcome
+  TimeMs last_success_ms = 0;       // clock_() at the last acknowledged write; 0: none yet
+  std::string last_failure;         // why the last write failed; "" once one succeeds again
 };
 
 class BatchWriter {

@@ -163,6 +163,7 @@ Error CheckpointStore::save(const std::string& pipeline, const PipelineCheckpoin
     append_be64(next, checkpoint.next_seq);
     batch.Put(cf, prefix(pipeline, kNextSeqKind), next);
   }
+  last_save_bytes_ = batch.GetDataSize();
   return to_error(db_->Write(rocksdb::WriteOptions(), &batch));
 }
 

@@ -62,6 +62,9 @@ class CheckpointStore {
 
   RestoredPipeline load(const std::string& pipeline) const;
   Error save(const std::string& pipeline, const PipelineCheckpoint& checkpoint);
+  // Size of the WriteBatch of the latest save() (whatever its outcome), in bytes: what a
+  // checkpoint costs, for the metrics.
+  std::size_t last_save_bytes() const { return last_save_bytes_; }
   Error add_dead_letter(const DeadLetter& letter);
   std::vector<DeadLetter> dead_letters() const;
   Error remove_dead_letter(const std::string& pipeline, std::uint64_t first_seq);
@@ -75,6 +78,7 @@ class CheckpointStore {
 
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // [default, dead_letters]
+  std::size_t last_save_bytes_ = 0;
 };
 
 }  // namespace tumbled::store

@@ -71,6 +71,23 @@ const EnvLookup kFullEnv = env_of({{"INFLUX_PASSWORD", "s3cret"}, {"HOST", "box1
 // A minimal pipeline prefix for error cases that only need one setting changed.
 const std::string kOne = "pipelines:\n  - name: a\n";
 
+// A file the config takes for a PEM certificate (it only looks for the BEGIN line; OpenSSL reads
+// the certificates when the daemon starts); README.md is readable but has none.
+std::string pem_file() {
+  struct File {
+    std::string path = (std::filesystem::temp_directory_path() /
+                        ("tumbled_config_test_ca_" + std::to_string(::getpid()) + ".pem"))
+                           .string();
+    File() {
+      std::ofstream(path) << "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    }
+    ~File() { std::remove(path.c_str()); }
+  };
+  static const File file;
+  return file.path;
+}
+const std::string kReadme = TUMBLED_SOURCE_DIR "/README.md";
+
 }  // namespace
 
 TEST_CASE("a minimal config takes every default from the header", "[config]") {
@@ -84,6 +101,8 @@ TEST_CASE("a minimal config takes every default from the header", "[config]") {
   CHECK(c.state_dir == "./var/tumbled");
   CHECK(c.checkpoint_interval == 1s);
   CHECK(c.shutdown_timeout == 5s);
+  CHECK(c.log_format == "text");
+  CHECK(c.http_listen == Endpoint{"127.0.0.1", 9100});
   REQUIRE(c.pipelines.size() == 1);
   const PipelineConfig& p = c.pipelines[0];
   CHECK(p.listen == Endpoint{"127.0.0.1", 9000});
@@ -316,12 +335,10 @@ TEST_CASE("errors name the file, the 1-based line and the key path", "[config]")
        "must not be empty"},
       {"pipelines: [{name: a}]\nstate: {dir: \"\"}\n", 2, "state.dir", "must not be empty"},
       // InfluxDB sink
-      {kOne + "    sink: {influxdb: {url: \"https://db:8086\"}}\n", 3,
-       "pipelines[0].sink.influxdb.url", "TLS is not supported yet"},
       {kOne + "    sink: {influxdb: {url: \"ftp://db\"}}\n", 3, "pipelines[0].sink.influxdb.url",
-       "unsupported scheme"},
+       "unsupported scheme \"ftp\"; use http:// or https://"},
       {kOne + "    sink: {influxdb: {url: \"db:8086\"}}\n", 3, "pipelines[0].sink.influxdb.url",
-       "expected http://"},
+       "expected http[s]://"},
       {kOne + "    sink: {influxdb: {url: \"http://\"}}\n", 3, "pipelines[0].sink.influxdb.url",
        "missing host"},
       {kOne + "    sink: {influxdb: {url: \"http://db:0\"}}\n", 3, "pipelines[0].sink.influxdb.url",
@@ -330,6 +347,52 @@ TEST_CASE("errors name the file, the 1-based line and the key path", "[config]")
        "pipelines[0].sink.influxdb.url", "query strings"},
       {kOne + "    sink: {influxdb: {database: \"\"}}\n", 3, "pipelines[0].sink.influxdb.database",
        "must not be empty"},
+      // API v1 and v2: each refuses the other's keys, v2 needs org and bucket
+      {kOne + "    sink: {influxdb: {api: v3}}\n", 3, "pipelines[0].sink.influxdb.api",
+       "unknown value \"v3\" (expected one of v1, v2)"},
+      {kOne + "    sink:\n      influxdb:\n        bucket: b\n", 5,
+       "pipelines[0].sink.influxdb.bucket", "only allowed with api: v2 (api is v1, the default)"},
+      {kOne + "    sink:\n      influxdb:\n        api: v1\n        token: t\n", 6,
+       "pipelines[0].sink.influxdb.token", "only allowed with api: v2 (api is v1)"},
+      {kOne + "    sink:\n      influxdb:\n        org: o\n        bucket: b\n"
+              "        password: p\n        api: v2\n",
+       7, "pipelines[0].sink.influxdb.password", "only allowed with api: v1 (api is v2)"},
+      {kOne + "    sink:\n      influxdb:\n        database: d\n        api: v2\n"
+              "        org: o\n        bucket: b\n",
+       5, "pipelines[0].sink.influxdb.database", "only allowed with api: v1 (api is v2)"},
+      {kOne + "    sink:\n      influxdb:\n        api: v2\n        bucket: b\n", 5,
+       "pipelines[0].sink.influxdb.org", "required key is missing (needed with api: v2)"},
+      {kOne + "    sink:\n      influxdb:\n        org: o\n        api: v2\n", 6,
+       "pipelines[0].sink.influxdb.bucket", "required key is missing (needed with api: v2)"},
+      {kOne + "    sink: {influxdb: {api: v2, org: o, bucket: \"\"}}\n", 3,
+       "pipelines[0].sink.influxdb.bucket", "must not be empty"},
+      // TLS
+      {kOne + "    sink:\n      influxdb:\n        tls: {insecure_skip_verify: true}\n", 5,
+       "pipelines[0].sink.influxdb.tls.insecure_skip_verify",
+       "only allowed with an https:// URL (url is http://127.0.0.1:8086, the default)"},
+      {kOne + "    sink:\n      influxdb:\n        url: http://db\n        tls:\n"
+              "          ca_file: \"\"\n",
+       7, "pipelines[0].sink.influxdb.tls.ca_file",
+       "only allowed with an https:// URL (url is http://db:8086)"},
+      {kOne + "    sink: {influxdb: {url: \"https://db\", tls: {insecure_skip_verify: yes}}}\n", 3,
+       "pipelines[0].sink.influxdb.tls.insecure_skip_verify",
+       "expected true or false, got \"yes\""},
+      {kOne + "    sink: {influxdb: {url: \"https://db\", tls: {ca_file: /nonexistent/ca.pem}}}\n",
+       3, "pipelines[0].sink.influxdb.tls.ca_file",
+       "cannot read \"/nonexistent/ca.pem\": No such file or directory"},
+      {kOne + "    sink: {influxdb: {url: \"https://db\", tls: {ca_file: /tmp}}}\n", 3,
+       "pipelines[0].sink.influxdb.tls.ca_file", "cannot read \"/tmp\": not a regular file"},
+      {kOne + "    sink: {influxdb: {url: \"https://db\", tls: {ca_file: \"" + kReadme + "\"}}}\n",
+       3, "pipelines[0].sink.influxdb.tls.ca_file",
+       "no PEM certificate (-----BEGIN CERTIFICATE-----) in \"" + kReadme + "\""},
+      {kOne + "    sink: {influxdb: {url: \"https://db\", tls: {verify: false}}}\n", 3,
+       "pipelines[0].sink.influxdb.tls.verify",
+       "unknown key (expected one of: ca_file, insecure_skip_verify)"},
+      // gzip
+      {kOne + "    sink: {influxdb: {gzip: yes}}\n", 3, "pipelines[0].sink.influxdb.gzip",
+       "unknown value \"yes\" (expected true, false or auto)"},
+      {kOne + "    sink: {influxdb: {gzip: [true]}}\n", 3, "pipelines[0].sink.influxdb.gzip",
+       "expected true, false or auto, got a list"},
       // Environment
       {kOne + "    sink: {influxdb: {password: \"${NOPE}\"}}\n", 3,
        "pipelines[0].sink.influxdb.password", "environment variable NOPE is not set"},
@@ -361,20 +424,23 @@ TEST_CASE("credentials in the URL are refused without echoing them", "[config]")
   CHECK_THAT(message, !Catch::Contains("hunter2"));
 }
 
-TEST_CASE("URLs: default port, IPv6 hosts, path prefixes", "[config]") {
-  const auto [url, host, port, prefix] =
-      GENERATE(table<std::string, std::string, int, std::string>({
-          {"http://db", "db", 8086, ""},
-          {"http://db/", "db", 8086, ""},
-          {"HTTP://db:9999", "db", 9999, ""},
-          {"http://[::1]", "::1", 8086, ""},
-          {"http://[::1]:1234/influx/", "::1", 1234, "/influx"},
-          {"http://10.0.0.1:8086/a/b", "10.0.0.1", 8086, "/a/b"},
+TEST_CASE("URLs: scheme, default port, IPv6 hosts, path prefixes", "[config]") {
+  const auto [url, scheme, host, port, prefix] =
+      GENERATE(table<std::string, std::string, std::string, int, std::string>({
+          {"http://db", "http", "db", 8086, ""},
+          {"http://db/", "http", "db", 8086, ""},
+          {"HTTP://db:9999", "http", "db", 9999, ""},
+          {"http://[::1]", "http", "::1", 8086, ""},
+          {"http://[::1]:1234/influx/", "http", "::1", 1234, "/influx"},
+          {"http://10.0.0.1:8086/a/b", "http", "10.0.0.1", 8086, "/a/b"},
+          {"https://eu.cloud.example", "https", "eu.cloud.example", 443, ""},
+          {"HTTPS://db:8086/influx", "https", "db", 8086, "/influx"},
+          {"https://[::1]", "https", "::1", 443, ""},
       }));
   CAPTURE(url);
   const Config c = parse_text(kOne + "    sink: {influxdb: {url: \"" + url + "\"}}\n");
   const InfluxSinkConfig& s = c.pipelines.at(0).influx;
-  CHECK(s.scheme == "http");
+  CHECK(s.scheme == scheme);
   CHECK(s.endpoint == Endpoint{host, static_cast<std::uint16_t>(port)});
   CHECK(s.path_prefix == prefix);
 }
@@ -504,6 +570,85 @@ TEST_CASE("to_yaml masks the password and re-parses to the same values", "[confi
   CHECK(to_yaml(back) == yaml);
 }
 
+TEST_CASE("API v2, TLS and gzip settings parse", "[config]") {
+  const Config c = parse_text(kOne + R"(    sink:
+      influxdb:
+        url: https://influx.example/prefix
+        api: v2
+        org: "my org"
+        bucket: telemetry/autogen
+        token: ${INFLUX_TOKEN}
+        tls: {ca_file: "${CA}", insecure_skip_verify: false}
+        gzip: true
+)",
+                              env_of({{"INFLUX_TOKEN", "t0k3n=="}, {"CA", pem_file()}}));
+  const InfluxSinkConfig& s = c.pipelines.at(0).influx;
+  CHECK(s.scheme == "https");
+  CHECK(s.endpoint == Endpoint{"influx.example", 443});
+  CHECK(s.path_prefix == "/prefix");
+  CHECK(s.api == "v2");
+  CHECK(s.org == "my org");
+  CHECK(s.bucket == "telemetry/autogen");
+  CHECK(s.token == "t0k3n==");
+  CHECK(s.tls_ca_file == pem_file());
+  CHECK_FALSE(s.tls_insecure_skip_verify);
+  CHECK(s.gzip == GzipMode::always);
+  CHECK(s.database == "telemetry");  // untouched v1 defaults
+  CHECK(warnings(c).empty());
+
+  const auto gzip_of = [](const std::string& value) {
+    return parse_text(kOne + "    sink: {influxdb: {gzip: " + value + "}}\n")
+        .pipelines.at(0)
+        .influx.gzip;
+  };
+  CHECK(gzip_of("false") == GzipMode::never);
+  CHECK(gzip_of("auto") == GzipMode::automatic);
+  CHECK(gzip_of("\"true\"") == GzipMode::always);
+  CHECK(parse_text("pipelines: [{name: a}]\n").pipelines.at(0).influx.gzip == GzipMode::automatic);
+  // An empty token is allowed: a server without authentication gets no Authorization header.
+  CHECK(parse_text(kOne + "    sink: {influxdb: {api: v2, org: o, bucket: b}}\n")
+            .pipelines.at(0)
+            .influx.token.empty());
+}
+
+TEST_CASE("to_yaml prints only the keys that apply, secrets masked, and re-parses", "[config]") {
+  const Config v2 =
+      parse_text(kOne +
+                 "    sink: {influxdb: {url: \"https://db:9999\", api: v2, org: o, bucket: b, "
+                 "token: s3cret, tls: {insecure_skip_verify: true}, gzip: false}}\n");
+  const std::string yaml = to_yaml(v2);
+  CAPTURE(yaml);
+  CHECK_THAT(yaml, !Catch::Contains("s3cret"));
+  CHECK_THAT(yaml, Catch::Contains("token: \"******\""));
+  CHECK_THAT(yaml, Catch::Contains("insecure_skip_verify: true"));
+  CHECK_THAT(yaml, Catch::Contains("gzip: false"));
+  for (const char* v1_only : {"database:", "retention_policy:", "username:", "password:"}) {
+    CHECK_THAT(yaml, !Catch::Contains(v1_only));
+  }
+  Config back = parse_text(yaml);
+  back.pipelines.at(0).influx.token = "s3cret";
+  CHECK(back == v2);
+
+  const std::string v1_yaml = to_yaml(parse_text("pipelines: [{name: a}]\n"));
+  CAPTURE(v1_yaml);
+  CHECK_THAT(v1_yaml, Catch::Contains("gzip: auto"));
+  for (const char* not_v1 : {"org:", "bucket:", "token:", "tls:", "ca_file", "insecure"}) {
+    CHECK_THAT(v1_yaml, !Catch::Contains(not_v1));
+  }
+}
+
+TEST_CASE("insecure_skip_verify is warned about, naming pipeline and key", "[config]") {
+  const Config c = parse_text(
+      "pipelines:\n  - name: safe\n    sink: {influxdb: {url: \"https://db\"}}\n"
+      "  - name: risky\n    source: {tcp: {listen: 127.0.0.1:9001}}\n"
+      "    sink: {influxdb: {url: \"https://db:8443\", tls: {insecure_skip_verify: true}}}\n");
+  const auto list = warnings(c);
+  REQUIRE(list.size() == 1);
+  CHECK_THAT(list[0], Catch::StartsWith("pipelines[1] (risky): "
+                                        "sink.influxdb.tls.insecure_skip_verify is true"));
+  CHECK_THAT(list[0], Catch::Contains("db:8443 is NOT verified"));
+}
+
 TEST_CASE("to_yaml round-trips strings YAML would otherwise reinterpret", "[config]") {
   Config c = parse_text("pipelines: [{name: a}]\n");
   c.state_dir = "null";
@@ -520,9 +665,11 @@ TEST_CASE("config_reference documents every key once", "[config]") {
   CHECK_THAT(ref, Catch::StartsWith("| Key | Type | Default | Description |\n|---|---|---|---|\n"));
   const auto [key, type, def] = GENERATE(table<std::string, std::string, std::string>({
       {"log.level", "one of trace, debug, info, warn, error", "`info`"},
+      {"log.format", "one of text, json", "`text`"},
       {"state.dir", "string", "`./var/tumbled`"},
       {"state.checkpoint_interval", "duration > 0", "`1s`"},
       {"shutdown_timeout", "duration > 0", "`5s`"},
+      {"http.listen", "host:port or \"\"", "`127.0.0.1:9100`"},
       {"pipelines", "list of pipelines", "required"},
       {"pipelines[].name", "name", "required"},
       {"pipelines[].source.tcp.listen", "host:port", "`127.0.0.1:9000`"},
@@ -533,10 +680,17 @@ TEST_CASE("config_reference documents every key once", "[config]") {
       {"pipelines[].point.measurement", "string", "`records`"},
       {"pipelines[].point.tags", "map of string to string", "`{window: 10-sec}`"},
       {"pipelines[].sink.influxdb.url", "URL", "`http://127.0.0.1:8086`"},
+      {"pipelines[].sink.influxdb.api", "one of v1, v2", "`v1`"},
       {"pipelines[].sink.influxdb.database", "string", "`telemetry`"},
       {"pipelines[].sink.influxdb.retention_policy", "string", "`\"\"`"},
       {"pipelines[].sink.influxdb.username", "string", "`\"\"`"},
       {"pipelines[].sink.influxdb.password", "string", "`\"\"`"},
+      {"pipelines[].sink.influxdb.org", "string", "required"},
+      {"pipelines[].sink.influxdb.bucket", "string", "required"},
+      {"pipelines[].sink.influxdb.token", "string", "`\"\"`"},
+      {"pipelines[].sink.influxdb.tls.ca_file", "path", "`\"\"`"},
+      {"pipelines[].sink.influxdb.tls.insecure_skip_verify", "true or false", "`false`"},
+      {"pipelines[].sink.influxdb.gzip", "true, false or auto", "`auto`"},
       {"pipelines[].sink.influxdb.batch_size", "integer 1..1000000", "`100`"},
       {"pipelines[].sink.influxdb.batch_interval", "duration > 0", "`1s`"},
       {"pipelines[].sink.influxdb.request_timeout", "duration > 0", "`5s`"},
@@ -551,7 +705,7 @@ TEST_CASE("config_reference documents every key once", "[config]") {
   CHECK(at != std::string::npos);
   CHECK(ref.find("| `" + key + "` |", at + 1) == std::string::npos);
   // 2 header lines + one line per key: nothing undocumented sneaks in.
-  CHECK(std::count(ref.begin(), ref.end(), '\n') == 2 + 26);
+  CHECK(std::count(ref.begin(), ref.end(), '\n') == 2 + 35);
 }
 
 TEST_CASE("load_file reads a file and reports unreadable ones", "[config]") {
@@ -638,4 +792,32 @@ TEST_CASE("names line protocol cannot carry are refused with key and line", "[co
             "t.yaml:4: pipelines[0].point.tags.time: tag name 'time' is reserved") == 0);
   CHECK(message("pipelines:\n  - name: a\n    point:\n      tags: {t: \"a\\nb\"}\n").find(
             "t.yaml:4: pipelines[0].point.tags.t: tag value must not contain a line break") == 0);
+}
+
+TEST_CASE("http.listen and log.format parse, turn off and refuse collisions", "[config]") {
+  const Config off =
+      parse_text("http: {listen: \"\"}\nlog: {format: json}\npipelines: [{name: a}]\n");
+  CHECK_FALSE(off.http_listen);
+  CHECK(off.log_format == "json");
+  CHECK(parse_text(to_yaml(off)) == off);
+  CHECK(to_yaml(off).find("listen: \"\"") != std::string::npos);
+  CHECK(parse_text("http: {listen: \"[::1]:0\"}\npipelines: [{name: a}]\n").http_listen ==
+        Endpoint{"::1", 0});
+
+  CHECK(error_of("log: {format: xml}\npipelines: [{name: a}]\n") ==
+        "t.yaml:1: log.format: unknown value \"xml\" (expected one of text, json)");
+  CHECK(error_of("pipelines: [{name: a}]\nhttp: {listen: 9100}\n") ==
+        "t.yaml:2: http.listen: invalid address \"9100\": expected host:port");
+  CHECK(error_of("pipelines: [{name: a}]\nhttp: {listen: [a]}\n") ==
+        "t.yaml:2: http.listen: expected host:port or \"\", got a list");
+  // The endpoints may not take a pipeline's address, written or default.
+  CHECK(error_of("pipelines: [{name: a}]\nhttp:\n  listen: 0.0.0.0:9000\n") ==
+        "t.yaml:3: http.listen: listen address 0.0.0.0:9000 collides with 127.0.0.1:9000 of "
+        "pipelines[0].source.tcp.listen");
+  CHECK(error_of("pipelines:\n  - name: a\n    source: {tcp: {listen: 127.0.0.1:9100}}\n") ==
+        "t.yaml:1: http.listen: listen address 127.0.0.1:9100 collides with 127.0.0.1:9100 of "
+        "pipelines[0].source.tcp.listen");
+  CHECK(error_of("http: {listen: \"\"}\npipelines:\n  - name: a\n"
+                 "    source: {tcp: {listen: 127.0.0.1:9100}}\n")
+            .empty());
 }

@@ -3,8 +3,8 @@
 // name; any other exception, a crash or a sanitizer report is a finding. A Config that parses
 //   - satisfies the validation rules (names line protocol can carry, positive durations,
 //     max_backoff >= initial_backoff, unique pipeline names, at least one pipeline);
-//   - survives to_yaml(): the text re-parses to an equal Config (passwords come back masked as
-//     "******"), and printing that again gives the same text. Not when a value contains "${"
+//   - survives to_yaml(): the text re-parses to an equal Config (passwords and tokens come back
+//     masked as "******"), and printing that again gives the same text. Not when a value contains "${"
 //     (see below).
 #include <cstddef>
 #include <cstdint>
@@ -87,7 +87,10 @@ void check_valid(const Config& c, const std::string& text) {
       CHECK(!sink::name_problem(k, sink::NameRole::tag_key), text);
       CHECK(!sink::name_problem(v, sink::NameRole::tag_value), text);
     }
-    CHECK(p.influx.scheme == "http", text);
+    CHECK(p.influx.scheme == "http" || p.influx.scheme == "https", text);
+    CHECK(p.influx.api == "v1" || (p.influx.api == "v2" && !p.influx.org.empty() &&
+                                   !p.influx.bucket.empty()),
+          text);
     CHECK(p.influx.endpoint.port >= 1, text);
     CHECK(p.influx.batch_size >= 1, text);
     CHECK(p.influx.batch_interval.count() > 0, text);
@@ -117,6 +120,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   Config expected = c;
   for (auto& p : expected.pipelines) {
     if (!p.influx.password.empty()) p.influx.password = "******";
+    if (!p.influx.token.empty()) p.influx.token = "******";
   }
   CHECK(back == expected, "to_yaml output parses to a different Config:\n" + yaml);
   CHECK(config::to_yaml(back) == yaml, "to_yaml is not stable:\n" + yaml);

@@ -44,6 +44,7 @@ HttpResponse http_request(http::verb method, std::string_view host, std::uint16_
     co_await http::async_read(stream, buffer, res, asio::use_awaitable);
     out.status = static_cast<int>(res.result_int());
     out.body = std::move(res.body());
+    out.content_type = std::string(res[http::field::content_type]);
 
     beast::error_code ignored;
     stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);

@@ -25,6 +25,7 @@ namespace tumbled::test {
 struct HttpResponse {
   int status = 0;
   std::string body;
+  std::string content_type;  // the Content-Type header, "" if none
 };
 
 using HttpHeaders = std::vector<std::pair<std::string, std::string>>;

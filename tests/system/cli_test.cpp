@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <fstream>
 
 #include "support/process.hpp"
@@ -102,4 +103,35 @@ TEST_CASE("a listen address in use stops the daemon with a clear error", "[syste
   CHECK(result.output.find("cannot listen on 127.0.0.1:" + std::to_string(port)) !=
         std::string::npos);
   ::close(holder);
+}
+
+TEST_CASE("insecure_skip_verify is warned about by --check-config and at startup",
+          "[system][cli][tls]") {
+  TempDir dir;
+  const auto config = write(dir, "insecure.yaml",
+                            "state: {dir: " + (dir.path() / "state").string() + "}\n"
+                            "http: {listen: \"\"}\n"
+                            "pipelines:\n"
+                            "  - name: careless\n"
+                            "    source: {tcp: {listen: 127.0.0.1:0}}\n"
+                            "    sink:\n"
+                            "      influxdb:\n"
+                            "        url: https://127.0.0.1:1\n"
+                            "        tls: {insecure_skip_verify: true}\n");
+  const auto check = run_tumbled(dir, {"--config", config, "--check-config"});
+  CHECK(check.code == 0);
+  CHECK(check.output.find("configuration is valid") != std::string::npos);
+  CHECK(check.output.find("WARNING: pipelines[0] (careless): "
+                          "sink.influxdb.tls.insecure_skip_verify is true") != std::string::npos);
+
+  ChildProcess daemon({TUMBLED_BINARY, "--config", config}, dir.path() / "daemon.log");
+  REQUIRE(wait_until([&] { return daemon.log_text().find(" started") != std::string::npos; }, 10s));
+  const auto log = daemon.log_text();
+  INFO(log);
+  const auto warning = log.find("sink.influxdb.tls.insecure_skip_verify is true");
+  CHECK(warning != std::string::npos);
+  CHECK(warning < log.find(" started"));  // before anything else happens
+  CHECK(log.find("writing to https://127.0.0.1:1 db=telemetry") != std::string::npos);
+  daemon.signal(SIGTERM);
+  CHECK(daemon.wait_for(10s) == 0);
 }

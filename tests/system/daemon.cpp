@@ -10,7 +10,9 @@ namespace tumbled::test {
 
 void Daemon::write_config() const {
   std::ofstream out(config_path());
-  out << "log: {level: debug}\n"
+  out << "log: {level: debug, format: " << log_format_ << "}\n"
+      << "http: {listen: "
+      << (http_port_ ? "127.0.0.1:" + std::to_string(http_port_) : std::string("\"\"")) << "}\n"
       << "state: {dir: " << (dir_.path() / "state").string()
       << ", checkpoint_interval: " << checkpoint_interval_ << "}\n"
       << "shutdown_timeout: 3s\n"
@@ -38,13 +40,17 @@ void Daemon::start() {
   write_config();
   ++starts_;
   const auto log = dir_.path() / ("tumbled-" + std::to_string(starts_) + ".log");
-  process_.emplace(std::vector<std::string>{TUMBLED_BINARY, "--config", config_path()}, log);
-  for (const auto& p : pipelines_) {
+  process_.emplace(std::vector<std::string>{TUMBLED_BINARY, "--config", config_path()}, log, env_,
+                   std::vector<std::string>{"NOTIFY_SOCKET", "WATCHDOG_"});
+  std::vector<std::uint16_t> ports;
+  for (const auto& p : pipelines_) ports.push_back(p.listen_port);
+  if (http_port_ != 0) ports.push_back(http_port_);  // bound after the pipelines
+  for (const std::uint16_t port : ports) {
     const bool listening = wait_until(
         [&] {
           if (!process_->running()) return true;
           try {
-            TcpFeeder probe(p.listen_port, std::chrono::milliseconds(200));
+            TcpFeeder probe(port, std::chrono::milliseconds(200));
             probe.close();
             return true;
           } catch (const std::exception&) {
@@ -54,7 +60,7 @@ void Daemon::start() {
         std::chrono::seconds(10));
     if (!listening || !process_->running()) {
       throw std::runtime_error("tumbled did not start listening on port " +
-                               std::to_string(p.listen_port) + "; log:\n" + process_->log_text());
+                               std::to_string(port) + "; log:\n" + process_->log_text());
     }
   }
 }

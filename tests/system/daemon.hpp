@@ -35,6 +35,15 @@ class Daemon {
       : pipelines_(std::move(pipelines)), checkpoint_interval_(std::move(checkpoint_interval)) {}
 
   std::string config_path() const { return (dir_.path() / "tumbled.yaml").string(); }
+  // Extra environment for the daemon from the next start() on. NOTIFY_SOCKET and WATCHDOG_* are
+  // never inherited from the test's own environment, only set here.
+  void set_environment(EnvVars env) { env_ = std::move(env); }
+  // Serve /metrics, /health and /ready on a free loopback port from the next start() on (without
+  // this, http.listen is ""): returns the port, which start() also waits for.
+  std::uint16_t enable_http() { return http_port_ = free_port(); }
+  std::uint16_t http_port() const { return http_port_; }
+  // log.format from the next start() on: text (the default) or json.
+  void set_log_format(std::string format) { log_format_ = std::move(format); }
 
   void start();
   // SIGTERM and wait; returns the exit code (128+signal if it died of one).
@@ -54,6 +63,9 @@ class Daemon {
   TempDir dir_{"tumbled-daemon-"};
   int starts_ = 0;
   int commands_ = 0;
+  EnvVars env_;
+  std::uint16_t http_port_ = 0;
+  std::string log_format_ = "text";
   std::optional<ChildProcess> process_;
 };
 

@@ -1,0 +1,185 @@
+#include "http/endpoints.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <system_error>
+
+namespace tumbled::http {
+
+using pipeline::PipelineStats;
+
+namespace {
+
+std::string text_of(std::uint64_t v) {
+  return std::to_string(v);
+}
+std::string text_of(bool v) {
+  return v ? "1" : "0";
+}
+std::string text_of(double v) {
+  return format_value(v);
+}
+
+// Writes the families of one scrape; each family is its HELP and TYPE lines, then one sample
+// per pipeline.
+class Exposition {
+ public:
+  explicit Exposition(std::span<const PipelineStats> pipelines) : pipelines_(pipelines) {}
+
+  template <class Get>
+  void family(std::string_view name, std::string_view type, std::string_view help, Get get) {
+    header(name, type, help);
+    for (const auto& p : pipelines_) sample(name, p, "", text_of(get(p)));
+  }
+
+  void rejected_lines() {
+    constexpr std::string_view name = "tumbled_lines_rejected_total";
+    header(name, "counter", "Input lines rejected and skipped, by reason.");
+    for (const auto& p : pipelines_) {
+      sample(name, p, ",reason=\"not_integer\"", text_of(p.lines.not_integer));
+      sample(name, p, ",reason=\"out_of_range\"", text_of(p.lines.out_of_range));
+      sample(name, p, ",reason=\"too_long\"", text_of(p.lines.too_long));
+    }
+  }
+
+  void write_latency() {
+    const std::string name = "tumbled_write_duration_seconds";
+    header(name, "histogram",
+           "Duration of each write request to InfluxDB, whatever its outcome, in seconds.");
+    const auto& bounds = sink::LatencyHistogram::kBoundsSeconds;
+    for (const auto& p : pipelines_) {
+      const auto& h = p.write_seconds;
+      std::uint64_t cumulative = 0;
+      for (std::size_t i = 0; i < bounds.size(); ++i) {
+        cumulative += h.counts[i];
+        sample(name + "_bucket", p, ",le=\"" + format_value(bounds[i]) + "\"", text_of(cumulative));
+      }
+      sample(name + "_bucket", p, ",le=\"+Inf\"", text_of(h.count));
+      sample(name + "_sum", p, "", format_value(h.sum_seconds));
+      sample(name + "_count", p, "", text_of(h.count));
+    }
+  }
+
+  std::string take() { return std::move(out_); }
+
+ private:
+  void header(std::string_view name, std::string_view type, std::string_view help) {
+    out_.append("# HELP ").append(name).append(" ").append(help).append("\n");
+    out_.append("# TYPE ").append(name).append(" ").append(type).append("\n");
+  }
+
+  void sample(std::string_view name, const PipelineStats& p, std::string_view more_labels,
+              const std::string& value) {
+    out_.append(name)
+        .append("{pipeline=\"")
+        .append(escape_label_value(p.name))
+        .append("\"")
+        .append(more_labels)
+        .append("} ")
+        .append(value)
+        .append("\n");
+  }
+
+  std::span<const PipelineStats> pipelines_;
+  std::string out_;
+};
+
+}  // namespace
+
+std::string escape_label_value(std::string_view value) {
+  std::string out;
+  out.reserve(value.size());
+  for (const char c : value) {
+    switch (c) {
+      case '\\': out += "\\\\"; break;
+      case '"': out += "\\\""; break;
+      case '\n': out += "\\n"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+std::string format_value(double value) {
+  if (std::isnan(value)) return "NaN";
+  if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
+  char text[64];
+  const auto [end, ec] = std::to_chars(text, text + sizeof text, value);
+  if (ec != std::errc{}) return "NaN";  // cannot happen: 64 bytes hold any double
+  return std::string(text, end);
+}
+
+std::string prometheus_text(std::span<const PipelineStats> pipelines) {
+  using P = PipelineStats;
+  Exposition e(pipelines);
+  e.family("tumbled_connections_open", "gauge", "TCP connections open now.",
+           [](const P& p) { return p.connections_open; });
+  e.family("tumbled_connections_accepted_total", "counter", "TCP connections accepted.",
+           [](const P& p) { return p.connections_accepted; });
+  e.family("tumbled_connections_refused_total", "counter",
+           "TCP connections closed at once because max_connections were open.",
+           [](const P& p) { return p.connections_refused; });
+  e.family("tumbled_lines_accepted_total", "counter", "Input lines accepted as integer values.",
+           [](const P& p) { return p.lines.accepted; });
+  e.rejected_lines();
+  e.family("tumbled_source_paused", "gauge",
+           "1 while reading from clients is paused (buffer full or checkpoints failing).",
+           [](const P& p) { return p.source_paused; });
+  e.family("tumbled_windows_emitted_total", "counter", "Windows closed and emitted as a point.",
+           [](const P& p) { return p.windows_emitted; });
+  e.family("tumbled_sums_saturated_total", "counter",
+           "Window sums outside int64, written clamped with sum_saturated=true.",
+           [](const P& p) { return p.sums_saturated; });
+  e.family("tumbled_points_written_total", "counter", "Points acknowledged by InfluxDB.",
+           [](const P& p) { return p.points_written; });
+  e.family("tumbled_batches_sent_total", "counter", "Write requests acknowledged by InfluxDB.",
+           [](const P& p) { return p.batches_sent; });
+  e.family("tumbled_batches_failed_attempts_total", "counter",
+           "Write requests that failed (network error, timeout or error status).",
+           [](const P& p) { return p.batch_failed_attempts; });
+  e.family("tumbled_batches_dead_lettered_total", "counter",
+           "Batches moved to the dead letters of the state store.",
+           [](const P& p) { return p.batches_dead_lettered; });
+  e.family("tumbled_batches_split_total", "counter",
+           "Halvings of batches InfluxDB refused with 400 or 413.",
+           [](const P& p) { return p.batches_split; });
+  e.family("tumbled_points_dead_lettered_total", "counter",
+           "Points moved to the dead letters of the state store.",
+           [](const P& p) { return p.points_dead_lettered; });
+  e.family("tumbled_points_dropped_total", "counter",
+           "Points dropped because the buffer was full (buffer.when_full: drop_oldest).",
+           [](const P& p) { return p.points_dropped; });
+  e.family("tumbled_points_waiting", "gauge", "Points waiting for InfluxDB.",
+           [](const P& p) { return p.points_waiting; });
+  e.family("tumbled_oldest_waiting_point_age_seconds", "gauge",
+           "Age of the oldest point waiting for InfluxDB; 0 when none waits.",
+           [](const P& p) { return p.oldest_waiting_age_seconds; });
+  e.write_latency();
+  e.family("tumbled_last_successful_write_timestamp_seconds", "gauge",
+           "Unix time of the last write InfluxDB acknowledged; 0 if none since the start.",
+           [](const P& p) { return static_cast<double>(p.last_write_success_ms) / 1000.0; });
+  e.family("tumbled_checkpoints_total", "counter", "Checkpoints written to the state store.",
+           [](const P& p) { return p.checkpoints; });
+  e.family("tumbled_checkpoints_failed_total", "counter", "Checkpoints that failed.",
+           [](const P& p) { return p.checkpoints_failed; });
+  e.family("tumbled_last_checkpoint_duration_seconds", "gauge",
+           "How long the last checkpoint took.",
+           [](const P& p) { return p.last_checkpoint_seconds; });
+  e.family("tumbled_last_checkpoint_bytes", "gauge",
+           "Size of the last checkpoint's RocksDB write batch, in bytes.",
+           [](const P& p) { return p.last_checkpoint_bytes; });
+  return e.take();
+}
+
+Readiness readiness(const PipelineStats& stats) {
+  using State = Readiness::State;
+  if (!stats.listening) return {State::not_ready, "not accepting connections"};
+  if (stats.write_seconds.count == 0) return {State::needs_ping, ""};
+  if (!stats.last_write_failure.empty()) {
+    return {State::not_ready, "last write to InfluxDB failed: " + stats.last_write_failure};
+  }
+  return {State::ready, ""};
+}
+
+}  // namespace tumbled::http
