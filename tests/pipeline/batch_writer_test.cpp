@@ -1072,8 +1072,9 @@ TEST_CASE("BatchWriter retries a request that gets no answer within request_time
   h.run_for(500ms);  // a late answer, if any, arrives now and must change nothing
 
   CHECK(h.bodies() == std::vector<std::string>{lines(1, 2), lines(1, 2)});
-  CHECK(h.gap(0, 1) >=
-        205ms);  // request_timeout, then initial_backoff jittered (>= 10ms), less slack
+  // request_timeout (counted from the client's send, a little before the server sees it), then
+  // initial_backoff jittered (>= 10ms), less slack for timers on a loaded machine.
+  CHECK(h.gap(0, 1) >= 195ms);
   // A connection in an unknown state is never reused.
   CHECK(h.requests()[1].connection != h.requests()[0].connection);
   CHECK(h.server.closed_connections() >= 1);
