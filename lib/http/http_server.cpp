@@ -1,5 +1,7 @@
 #include "http/http_server.hpp"
 
+#include "source/tcp_source.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -78,24 +80,7 @@ HttpServer::HttpServer(asio::any_io_executor executor, config::Endpoint listen,
       acceptor_(std::move(executor)) {}
 
 void HttpServer::listen() {
-  boost::system::error_code ec;
-  tcp::resolver resolver(acceptor_.get_executor());
-  const auto results =
-      resolver.resolve(listen_.host, std::to_string(listen_.port),
-                       tcp::resolver::passive | tcp::resolver::numeric_service, ec);
-  if (ec || results.empty()) {
-    throw std::runtime_error("cannot resolve http.listen address " + listen_.to_string() + ": " +
-                             ec.message());
-  }
-  const tcp::endpoint endpoint = *results.begin();
-  acceptor_.open(endpoint.protocol(), ec);
-  if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec) acceptor_.bind(endpoint, ec);
-  if (!ec) acceptor_.listen(tcp::acceptor::max_listen_connections, ec);
-  if (ec) {
-    throw std::runtime_error("cannot listen on " + listen_.to_string() +
-                             " (http.listen): " + ec.message());
-  }
+  source::listen_on(acceptor_, listen_, "http.listen");
 }
 
 config::Endpoint HttpServer::local_endpoint() const {

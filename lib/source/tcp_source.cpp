@@ -48,24 +48,29 @@ TcpSource::TcpSource(asio::any_io_executor executor, config::Endpoint listen,
   values_.reserve(kReadChunkBytes / 2);
 }
 
-void TcpSource::listen() {
+void listen_on(tcp::acceptor& acceptor, const config::Endpoint& address, std::string_view what) {
   boost::system::error_code ec;
-  tcp::resolver resolver(acceptor_.get_executor());
+  tcp::resolver resolver(acceptor.get_executor());
   const auto results =
-      resolver.resolve(listen_.host, std::to_string(listen_.port),
+      resolver.resolve(address.host, std::to_string(address.port),
                        tcp::resolver::passive | tcp::resolver::numeric_service, ec);
   if (ec || results.empty()) {
-    throw std::runtime_error("cannot resolve listen address " + listen_.to_string() + ": " +
-                             ec.message());
+    throw std::runtime_error("cannot resolve " + std::string(what) + " address " +
+                             address.to_string() + ": " + ec.message());
   }
   const tcp::endpoint endpoint = *results.begin();
-  acceptor_.open(endpoint.protocol(), ec);
-  if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec) acceptor_.bind(endpoint, ec);
-  if (!ec) acceptor_.listen(tcp::acceptor::max_listen_connections, ec);
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(tcp::acceptor::max_listen_connections, ec);
   if (ec) {
-    throw std::runtime_error("cannot listen on " + listen_.to_string() + ": " + ec.message());
+    throw std::runtime_error("cannot listen on " + address.to_string() + " (" + std::string(what) +
+                             "): " + ec.message());
   }
+}
+
+void TcpSource::listen() {
+  listen_on(acceptor_, listen_, "source.tcp.listen");
 }
 
 config::Endpoint TcpSource::local_endpoint() const {

@@ -19,6 +19,7 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <string_view>
 #include <unordered_set>
 #include <vector>
 
@@ -38,6 +39,11 @@ struct SourceCounters {
   std::uint64_t connections_refused = 0;  // over max_connections
   std::uint64_t pauses = 0;               // times reading stopped for backpressure
 };
+
+// Resolves `address`, binds `acceptor` to it and listens; throws std::runtime_error naming the
+// address and `what` (the config key) on failure. Shared by every listener of the daemon.
+void listen_on(boost::asio::ip::tcp::acceptor& acceptor, const config::Endpoint& address,
+               std::string_view what);
 
 class TcpSource {
  public:
