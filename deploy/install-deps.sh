@@ -16,9 +16,14 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
+# The TLS tests connect to "localhost" (SNI and host-name checks need a name). Every installed
+# Debian has it in /etc/hosts; bare roots made by debootstrap/mmdebstrap do not.
+if [ "${1:-}" = "--test" ] && ! getent hosts localhost >/dev/null; then
+  echo "127.0.0.1 localhost" | $sudo tee -a /etc/hosts >/dev/null
+fi
+[ ${#missing[@]} -eq 0 ] && exit 0
 echo "installing: ${missing[*]}"
 # The influxdb package may try to start its own service; policy-rc.d keeps it from doing so where
 # there is no init system (containers, chroots): tumbled's demo and tests start their own influxd.
