@@ -89,34 +89,17 @@ config::Endpoint HttpServer::local_endpoint() const {
 }
 
 asio::awaitable<void> HttpServer::run() {
-  while (!stopped_) {
-    auto [ec, socket] = co_await acceptor_.async_accept(use_tuple);
-    if (stopped_) break;
-    if (ec) {
-      log_->warn("accept on {} failed: {}; retrying", listen_.to_string(), ec.message());
-      asio::steady_timer pause(acceptor_.get_executor(), std::chrono::milliseconds(100));
-      co_await pause.async_wait(use_tuple);
-      continue;
+  const auto admit = [this] {
+    if (connections_.size() < kMaxConnections) return true;
+    if (refused_++ == 0) {
+      log_->warn("{} HTTP connections open on {}: closing new ones at once", kMaxConnections,
+                 listen_.to_string());
     }
-    if (connections_.size() >= kMaxConnections) {
-      if (refused_++ == 0) {
-        log_->warn("{} HTTP connections open on {}: closing new ones at once", kMaxConnections,
-                   listen_.to_string());
-      }
-      boost::system::error_code ignored;
-      socket.close(ignored);
-      continue;
-    }
-    asio::co_spawn(acceptor_.get_executor(), serve(std::move(socket)),
-                   [log = log_](std::exception_ptr error) {
-                     if (!error) return;
-                     try {
-                       std::rethrow_exception(error);
-                     } catch (const std::exception& e) {
-                       log->error("HTTP connection handler failed: {}", e.what());
-                     }
-                   });
-  }
+    return false;
+  };
+  co_await source::accept_connections(
+      acceptor_, stopped_, admit, [this](tcp::socket socket) { return serve(std::move(socket)); },
+      log_, listen_.to_string() + " (http)");
 }
 
 asio::awaitable<void> HttpServer::serve(tcp::socket socket) {

@@ -78,39 +78,52 @@ config::Endpoint TcpSource::local_endpoint() const {
   return {endpoint.address().to_string(), endpoint.port()};
 }
 
-asio::awaitable<void> TcpSource::run() {
-  while (!stopped_) {
-    auto [ec, socket] = co_await acceptor_.async_accept(use_tuple);
-    if (stopped_) break;
+asio::awaitable<void> accept_connections(tcp::acceptor& acceptor, const bool& stopped,
+                                         std::function<bool()> admit, ServeFn serve,
+                                         std::shared_ptr<spdlog::logger> log, std::string what) {
+  while (!stopped) {
+    auto [ec, socket] = co_await acceptor.async_accept(use_tuple);
+    if (stopped) break;
     if (ec) {
       // Typically EMFILE: keep serving existing connections and try again shortly.
-      log_->warn("accept on {} failed: {}; retrying", listen_.to_string(), ec.message());
-      asio::steady_timer pause(acceptor_.get_executor(), std::chrono::milliseconds(100));
+      log->warn("accept on {} failed: {}; retrying", what, ec.message());
+      asio::steady_timer pause(acceptor.get_executor(), std::chrono::milliseconds(100));
       co_await pause.async_wait(use_tuple);
       continue;
     }
-    if (connections_.size() >= max_connections_) {
-      // Accept and close at once: the client sees its connection end instead of hanging in the
-      // backlog, and the count says why.
-      if (counters_.connections_refused++ == 0) {
-        log_->warn("{} connections open on {}: refusing more (source.tcp.max_connections)",
-                   connections_.size(), listen_.to_string());
-      }
+    if (!admit()) {
+      // Close at once: the client sees its connection end instead of hanging in the backlog.
       boost::system::error_code ignored;
       socket.close(ignored);
       continue;
     }
-    ++counters_.connections_accepted;
-    asio::co_spawn(acceptor_.get_executor(), serve(std::move(socket)),
-                   [log = log_](std::exception_ptr error) {
+    asio::co_spawn(acceptor.get_executor(), serve(std::move(socket)),
+                   [log, what](std::exception_ptr error) {
                      if (!error) return;
                      try {
                        std::rethrow_exception(error);
                      } catch (const std::exception& e) {
-                       log->error("connection handler failed: {}", e.what());
+                       log->error("connection handler on {} failed: {}", what, e.what());
                      }
                    });
   }
+}
+
+asio::awaitable<void> TcpSource::run() {
+  const auto admit = [this] {
+    if (connections_.size() >= max_connections_) {
+      if (counters_.connections_refused++ == 0) {
+        log_->warn("{} connections open on {}: refusing more (source.tcp.max_connections)",
+                   connections_.size(), listen_.to_string());
+      }
+      return false;
+    }
+    ++counters_.connections_accepted;
+    return true;
+  };
+  co_await accept_connections(
+      acceptor_, stopped_, admit, [this](tcp::socket socket) { return serve(std::move(socket)); },
+      log_, listen_.to_string());
 }
 
 asio::awaitable<void> TcpSource::serve(tcp::socket socket) {

@@ -19,6 +19,7 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
 #include <unordered_set>
 #include <vector>
@@ -44,6 +45,17 @@ struct SourceCounters {
 // address and `what` (the config key) on failure. Shared by every listener of the daemon.
 void listen_on(boost::asio::ip::tcp::acceptor& acceptor, const config::Endpoint& address,
                std::string_view what);
+
+using ServeFn = std::function<boost::asio::awaitable<void>(boost::asio::ip::tcp::socket)>;
+
+// Accepts on `acceptor` until `stopped` turns true. Each socket `admit()` allows is served by its
+// own coroutine (an exception it throws is logged); one it refuses (it counts and logs why) is
+// closed at once. Accept errors (typically EMFILE) pause 100 ms, so existing connections keep
+// being served. `what` names the listener in logs. Shared by every listener of the daemon.
+boost::asio::awaitable<void> accept_connections(boost::asio::ip::tcp::acceptor& acceptor,
+                                                const bool& stopped, std::function<bool()> admit,
+                                                ServeFn serve, std::shared_ptr<spdlog::logger> log,
+                                                std::string what);
 
 class TcpSource {
  public:
