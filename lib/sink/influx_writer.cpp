@@ -204,6 +204,27 @@ asio::awaitable<WriteResult> InfluxClient::write(const std::string& body) {
   co_return result;
 }
 
+asio::awaitable<WriteResult> InfluxClient::ping() {
+  if (auto failure = co_await connect()) {
+    close();
+    co_return std::move(*failure);
+  }
+  http::request<http::string_body> request{http::verb::get, settings_.path_prefix + "/ping", 11};
+  request.set(http::field::host, settings_.endpoint.to_string());
+  request.set(http::field::user_agent, "tumbled");
+  request.keep_alive(false);
+  request.prepare_payload();
+  http::response<http::string_body> response;
+  WriteResult result;
+  if (auto* tls = std::get_if<TlsStream>(&stream_)) {
+    result = co_await round_trip(*tls, buffer_, request, response);
+  } else {
+    result = co_await round_trip(std::get<PlainStream>(stream_), buffer_, request, response);
+  }
+  close();
+  co_return result;
+}
+
 asio::awaitable<std::optional<WriteResult>> InfluxClient::connect() {
   const auto& host = settings_.endpoint.host;
   // A fresh stream: a TLS session cannot be reused once closed, and a plain socket is reopened.
@@ -433,6 +454,7 @@ asio::awaitable<void> BatchWriter::send_batch(const PointQueue::Batch& batch) {
 }
 
 asio::awaitable<void> BatchWriter::pause(std::chrono::milliseconds delay) {
+  if (on_pause_) on_pause_(delay);
   backoff_timer_.expires_after(delay);
   co_await backoff_timer_.async_wait(use_tuple);
 }

@@ -29,6 +29,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
+#include <chrono>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -70,6 +71,9 @@ class InfluxClient {
   // Throws std::runtime_error if TLS cannot be set up, e.g. tls.ca_file holds no PEM certificate.
   InfluxClient(boost::asio::any_io_executor executor, const config::InfluxSinkConfig& settings);
   boost::asio::awaitable<WriteResult> write(const std::string& body);
+  // GET /ping on a connection of its own, closed afterwards (readiness checks): the status, or
+  // status 0 with the transport error, within request_timeout. Same TLS and proxy path as writes.
+  boost::asio::awaitable<WriteResult> ping();
   void close();  // drops the connection; an exchange in flight ends with an error
 
  private:
@@ -122,6 +126,12 @@ class BatchWriter {
   void stop();       // end run() as soon as possible
   // Called after points left the queue (written or dead-lettered), e.g. to lift backpressure.
   void on_progress(std::function<void()> callback) { on_progress_ = std::move(callback); }
+  // Called with each delay the writer is about to wait before its next attempt (backoff,
+  // Retry-After, a dead letter that could not be stored), so that tests can check the delays it
+  // chose without timing them.
+  void on_pause(std::function<void(std::chrono::milliseconds)> callback) {
+    on_pause_ = std::move(callback);
+  }
   const SinkCounters& counters() const { return counters_; }
   bool in_retry_episode() const { return backoff_.failures() > 0; }
 
@@ -136,6 +146,7 @@ class BatchWriter {
   PointQueue& queue_;
   DeadLetterFn dead_letter_;
   std::function<void()> on_progress_;
+  std::function<void(std::chrono::milliseconds)> on_pause_;
   std::shared_ptr<spdlog::logger> log_;
   Clock clock_;
   InfluxClient client_;
