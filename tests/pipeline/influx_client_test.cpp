@@ -283,8 +283,10 @@ class StandIn {
 
 // ---- Driving the client ------------------------------------------------------------------------
 
+// Runs `io` until done() holds; false only after the hang guard, never in a test that passes.
 template <class Predicate>
-bool run_until(asio::io_context& io, Predicate&& done, milliseconds timeout = 5s) {
+bool run_until(asio::io_context& io, Predicate&& done,
+               milliseconds timeout = tumbled::test::hang_guard()) {
   const auto deadline = Steady::now() + timeout;
   while (!done()) {
     if (Steady::now() >= deadline) return false;
@@ -301,8 +303,7 @@ WriteResult write(asio::io_context& io, InfluxClient& client, const std::string&
     error = e;
     result = std::move(r);
   });
-  REQUIRE(run_until(
-      io, [&] { return result.has_value(); }, 30s));
+  REQUIRE(run_until(io, [&] { return result.has_value(); }));
   if (error) std::rethrow_exception(error);
   return *result;
 }
@@ -322,7 +323,9 @@ InfluxSinkConfig settings_for(const std::string& scheme, const std::string& host
   InfluxSinkConfig s;
   s.scheme = scheme;
   s.endpoint = {host, port};
-  s.request_timeout = 3s;
+  // Tests that want a timeout set their own; the others must never race one (sanitizer builds,
+  // TLS handshakes and influxd on a loaded machine).
+  s.request_timeout = tumbled::test::hang_guard();
   s.gzip = GzipMode::never;
   return s;
 }
@@ -660,10 +663,9 @@ TEST_CASE("InfluxClient's TLS handshake is bounded by request_timeout", "[influx
   const WriteResult result = write(io, client, lines(1, 1));
   const auto took = Steady::now() - began;
   CHECK(result.status == 0);
-  CHECK(result.timed_out);
+  CHECK(result.timed_out);  // the server never answers the handshake: nothing else ends it
   CHECK_THAT(result.error, Catch::EndsWith("no handshake within request_timeout"));
   CHECK(took >= 295ms);
-  CHECK(took < 2s);
   check_clean(server);
 }
 

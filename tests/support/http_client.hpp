@@ -7,7 +7,8 @@
 // talking to a black-holed peer fails after `timeout`, never hangs. Transport
 // failures (refused, reset, timeout) throw boost::system::system_error; the
 // timeout case carries boost::beast::error::timeout so tests can tell it
-// apart. Any HTTP status, including 4xx/5xx, is returned, not thrown.
+// apart. The default timeout is the hang guard (process.hpp): pass a short one
+// only to test a timeout. Any HTTP status, including 4xx/5xx, is returned, not thrown.
 // Thread-safe: every call uses its own io_context.
 #pragma once
 
@@ -19,6 +20,8 @@
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "support/process.hpp"
 
 namespace tumbled::test {
 
@@ -33,7 +36,7 @@ using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
 HttpResponse http_request(boost::beast::http::verb method, std::string_view host,
                           std::uint16_t port, std::string_view target, std::string_view body = {},
                           const HttpHeaders& headers = {},
-                          std::chrono::milliseconds timeout = std::chrono::seconds(5));
+                          std::chrono::milliseconds timeout = hang_guard());
 
 // Percent-encodes everything except RFC 3986 unreserved characters, which is
 // what query-string values (InfluxQL with spaces, quotes, '=') need.

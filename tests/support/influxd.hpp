@@ -6,11 +6,11 @@
 // _internal monitor store and request/query logging, then starts influxd
 // and returns once GET /ping answers 204. If influxd dies binding a port
 // (free_port() is racy) it retries once with new ports; any other failure or
-// a start-up slower than `startup_timeout` throws std::runtime_error carrying
-// the tail of influxd's log. stop() is SIGTERM + wait (SIGKILL after 10 s);
-// start() brings the same server (same ports, same data) back after a stop,
-// for tests of the sink riding out an outage. The destructor stops it and
-// deletes the directory. Not thread-safe; the HTTP helpers are blocking.
+// a start-up slower than `startup_timeout` (the hang guard by default) throws std::runtime_error
+// carrying the tail of influxd's log. stop() is SIGTERM + wait (SIGKILL after 10 s); start() brings
+// the same server (same ports, same data) back after a stop, for tests of the sink riding out an
+// outage. The destructor stops it and deletes the directory. Not thread-safe; the HTTP helpers are
+// blocking.
 #pragma once
 
 #include "support/process.hpp"
@@ -29,7 +29,7 @@ namespace tumbled::test {
 
 class InfluxServer {
  public:
-  explicit InfluxServer(std::chrono::milliseconds startup_timeout = std::chrono::seconds(30));
+  explicit InfluxServer(std::chrono::milliseconds startup_timeout = hang_guard());
   ~InfluxServer();
   InfluxServer(const InfluxServer&) = delete;
   InfluxServer& operator=(const InfluxServer&) = delete;

@@ -259,6 +259,19 @@ void TempDir::remove() noexcept {
   path_.clear();
 }
 
+std::chrono::milliseconds hang_guard() {
+  static const std::chrono::milliseconds guard = [] {
+    double scale = 1.0;
+    if (const char* text = std::getenv("TUMBLED_TEST_TIME_SCALE")) {
+      char* end = nullptr;
+      const double parsed = std::strtod(text, &end);
+      if (end != text && *end == '\0' && parsed >= 1.0 && parsed <= 1000.0) scale = parsed;
+    }
+    return std::chrono::milliseconds(static_cast<std::int64_t>(60'000 * scale));
+  }();
+  return guard;
+}
+
 std::uint16_t free_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) throw_errno(errno, "socket");

@@ -20,6 +20,12 @@
 //   callers that hand it to a server must cope with EADDRINUSE.
 // - wait_until() is the one way tests wait for something: poll a predicate,
 //   never sleep blindly.
+// - hang_guard() is how long a test waits for something that must happen before
+//   it calls it a hang: 60 s, times TUMBLED_TEST_TIME_SCALE if set (a number,
+//   e.g. 3 for a very slow machine). It only ever ends a test that would
+//   otherwise hang; it never decides a verdict on a slow or loaded machine
+//   (sanitizer builds, CPU hogs), so a wait for what must happen uses it rather
+//   than a deadline of its own.
 #pragma once
 
 #include <algorithm>
@@ -85,6 +91,8 @@ class TempDir {
 };
 
 std::uint16_t free_port();
+
+std::chrono::milliseconds hang_guard();
 
 // Reads a whole file; empty string if it does not exist (yet).
 std::string read_file(const std::filesystem::path& path);

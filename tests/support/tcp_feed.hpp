@@ -6,7 +6,8 @@
 // sends with other actions (advance time, kill influx, ...). Every blocking
 // step is bounded by `timeout` and throws boost::system::system_error on
 // failure (refused, reset, timeout) rather than hanging the test when the
-// peer stops reading. A TcpFeeder is used from one thread.
+// peer stops reading; by default that bound is the hang guard (process.hpp).
+// A TcpFeeder is used from one thread.
 #pragma once
 
 #include <chrono>
@@ -14,15 +15,16 @@
 #include <memory>
 #include <string_view>
 
+#include "support/process.hpp"
+
 namespace tumbled::test {
 
 void send_all(std::uint16_t port, std::string_view payload,
-              std::chrono::milliseconds timeout = std::chrono::seconds(5));
+              std::chrono::milliseconds timeout = hang_guard());
 
 class TcpFeeder {
  public:
-  explicit TcpFeeder(std::uint16_t port,
-                     std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  explicit TcpFeeder(std::uint16_t port, std::chrono::milliseconds timeout = hang_guard());
   ~TcpFeeder();  // closes (without throwing) if still open
   TcpFeeder(const TcpFeeder&) = delete;
   TcpFeeder& operator=(const TcpFeeder&) = delete;
