@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <thread>
+#include <utility>
 
 #include "support/fault_proxy.hpp"
 #include "support/influxd.hpp"
@@ -43,12 +44,20 @@ TEST_CASE("a long outage past buffer.max_points pauses ingest, then everything a
 
   const bool paused = wait_until(
       [&] { return daemon.log_text().find("reading from clients paused") != std::string::npos; },
-      10s, 50ms);
+      hang_guard(), 50ms);
   INFO(daemon.log_text());
   REQUIRE(paused);
-  // Paused: once the kernel's socket buffers are full the sender cannot get further.
-  std::this_thread::sleep_for(1s);
-  const auto stalled_at = chunks_sent.load();
+  // Paused: once the kernel's socket buffers are full the sender cannot get further. Wait for
+  // that (however long the buffers take to fill on this machine), then check it lasts.
+  auto stalled_at = chunks_sent.load();
+  const bool stalled = wait_until(
+      [&] {
+        std::this_thread::sleep_for(1s);
+        const auto now = chunks_sent.load();
+        return std::exchange(stalled_at, now) == now;
+      },
+      hang_guard(), 0ms);
+  REQUIRE(stalled);
   std::this_thread::sleep_for(1500ms);
   CHECK(chunks_sent.load() - stalled_at <= 1);
 
@@ -56,7 +65,8 @@ TEST_CASE("a long outage past buffer.max_points pauses ingest, then everything a
   feeding = false;
   sender.join();
   const std::int64_t sent = chunks_sent.load() * kValuesPerChunk;
-  const bool landed = wait_until([&] { return window_totals(influx).sum == sent; }, 30s, 200ms);
+  const bool landed =
+      wait_until([&] { return window_totals(influx).sum == sent; }, hang_guard(), 200ms);
   INFO("sent " << sent << ", landed " << window_totals(influx).sum);
   CHECK(landed);
   CHECK(daemon.stop() == 0);
@@ -77,17 +87,17 @@ TEST_CASE("connections beyond max_connections are closed and counted; the others
   first.send("1\n");  // make sure both are accepted before the third arrives
   second.send("2\n");
   REQUIRE(wait_until([&] { return daemon.log_text().find("connection from") != std::string::npos; },
-                     5s));
+                     hang_guard()));
   {
     TcpFeeder third(spec.listen_port);
     CHECK(wait_until([&] { return daemon.log_text().find("refusing more") != std::string::npos; },
-                     5s));
+                     hang_guard()));
   }
   first.send("10\n");
   second.send("20\n");
   first.close();
   second.close();
-  CHECK(wait_until([&] { return window_totals(influx).sum == 33; }, 10s, 100ms));
+  CHECK(wait_until([&] { return window_totals(influx).sum == 33; }, hang_guard(), 100ms));
   CHECK(daemon.stop() == 0);
   CHECK(daemon.log_text().find("1 connections refused over max_connections") != std::string::npos);
 }

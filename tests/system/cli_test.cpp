@@ -27,7 +27,7 @@ Run run_tumbled(const TempDir& dir, std::vector<std::string> args, EnvVars env =
   args.insert(args.begin(), TUMBLED_BINARY);
   static int runs = 0;
   ChildProcess process(args, dir.path() / ("run-" + std::to_string(++runs) + ".log"), env);
-  const auto code = process.wait_for(10s);
+  const auto code = process.wait_for(hang_guard());
   return {code.value_or(-1), process.log_text()};
 }
 
@@ -125,7 +125,8 @@ TEST_CASE("insecure_skip_verify is warned about by --check-config and at startup
                           "sink.influxdb.tls.insecure_skip_verify is true") != std::string::npos);
 
   ChildProcess daemon({TUMBLED_BINARY, "--config", config}, dir.path() / "daemon.log");
-  REQUIRE(wait_until([&] { return daemon.log_text().find(" started") != std::string::npos; }, 10s));
+  REQUIRE(wait_until([&] { return daemon.log_text().find(" started") != std::string::npos; },
+                     hang_guard()));
   const auto log = daemon.log_text();
   INFO(log);
   const auto warning = log.find("sink.influxdb.tls.insecure_skip_verify is true");
@@ -133,5 +134,5 @@ TEST_CASE("insecure_skip_verify is warned about by --check-config and at startup
   CHECK(warning < log.find(" started"));  // before anything else happens
   CHECK(log.find("writing to https://127.0.0.1:1 db=telemetry") != std::string::npos);
   daemon.signal(SIGTERM);
-  CHECK(daemon.wait_for(10s) == 0);
+  CHECK(daemon.wait_for(hang_guard()) == 0);
 }

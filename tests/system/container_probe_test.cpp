@@ -22,7 +22,7 @@ int run_healthcheck(const TempDir& dir, std::uint16_t port) {
   ChildProcess probe(
       {"bash", TUMBLED_SOURCE_DIR "/deploy/healthcheck.sh", "127.0.0.1", std::to_string(port)},
       dir.path() / ("healthcheck-" + std::to_string(++runs) + ".log"));
-  return probe.wait_for(10s).value_or(-1);
+  return probe.wait_for(hang_guard()).value_or(-1);
 }
 
 // The tumbled_* metric names in the dashboard's Prometheus queries.

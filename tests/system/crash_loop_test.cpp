@@ -44,6 +44,7 @@ TEST_CASE("repeated SIGKILLs: untouched windows exact, the rest within the loss 
   spec.window = "1s";
   Daemon daemon({spec}, "200ms");
   daemon.start();
+  const std::int64_t daemon_started_ms = wall_ms();
 
   // Values are sent only in the middle of each 1 s window, so the window each one belongs to is
   // known here without doubt.
@@ -102,7 +103,15 @@ TEST_CASE("repeated SIGKILLs: untouched windows exact, the rest within the loss 
     std::int64_t at_ms, restarted_ms;
   };
   std::vector<Kill> kills;
-  std::this_thread::sleep_for(2200ms);  // at least one whole window before the first kill
+  // True once values were sent in the window starting at or after `from_ms` + `windows` seconds:
+  // the feeder has gone through the windows in between, however slow the machine.
+  const auto sent_through = [&](std::int64_t from_ms, int windows) {
+    const std::int64_t target = (from_ms / 1000 + windows) * 1000;
+    std::lock_guard lock(mutex);
+    return !sends.empty() && sends.back().at_ms >= target;
+  };
+  // At least one whole window before the first kill.
+  REQUIRE(wait_until([&] { return sent_through(daemon_started_ms, 2); }, hang_guard()));
   for (int round = 0; round < 6; ++round) {
     std::this_thread::sleep_for(std::chrono::milliseconds(300 + random() % 1500));
     // InfluxDB away in some rounds, so that points wait in the store when the kill comes.
@@ -115,7 +124,9 @@ TEST_CASE("repeated SIGKILLs: untouched windows exact, the rest within the loss 
     kills.push_back({killed_at, wall_ms()});
   }
   proxy.set_mode(FaultProxy::Mode::pass);
-  std::this_thread::sleep_for(1500ms);
+  // Two whole windows after the last restart and its loss margin: nothing near a kill in them.
+  REQUIRE(
+      wait_until([&] { return sent_through(kills.back().restarted_ms + 200, 3); }, hang_guard()));
   feeding = false;
   feeder_thread.join();
   // Let the last window close (a graceful stop would keep it open in the store for the next start).

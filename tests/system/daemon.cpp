@@ -57,10 +57,10 @@ void Daemon::start() {
             return false;
           }
         },
-        std::chrono::seconds(10));
+        hang_guard());
     if (!listening || !process_->running()) {
-      throw std::runtime_error("tumbled did not start listening on port " +
-                               std::to_string(port) + "; log:\n" + process_->log_text());
+      throw std::runtime_error("tumbled did not start listening on port " + std::to_string(port) +
+                               "; log:\n" + process_->log_text());
     }
   }
 }
@@ -77,7 +77,7 @@ std::pair<int, std::string> Daemon::run_command(std::vector<std::string> args) {
   args.push_back("--config");
   args.push_back(config_path());
   ChildProcess command(args, dir_.path() / ("command-" + std::to_string(++commands_) + ".log"));
-  const auto code = command.wait_for(std::chrono::seconds(20));
+  const auto code = command.wait_for(hang_guard());
   return {code.value_or(-1), command.log_text()};
 }
 

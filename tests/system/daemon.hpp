@@ -47,7 +47,7 @@ class Daemon {
 
   void start();
   // SIGTERM and wait; returns the exit code (128+signal if it died of one).
-  int stop(std::chrono::milliseconds timeout = std::chrono::seconds(20));
+  int stop(std::chrono::milliseconds timeout = hang_guard());
   void kill();  // SIGKILL: no checkpoint, no flush
   // Runs `tumbled <args> --config <this daemon's config>` to completion: {exit code, output}.
   std::pair<int, std::string> run_command(std::vector<std::string> args);

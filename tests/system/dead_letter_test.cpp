@@ -37,8 +37,8 @@ TEST_CASE("a poisoned pipeline beside a healthy one: dead letters, then replay",
     std::this_thread::sleep_for(400ms);
   }
   // The healthy pipeline is not held up by its neighbour's refusals.
-  CHECK(
-      wait_until([&] { return window_totals(influx, "healthy").sum == healthy_sum; }, 10s, 100ms));
+  CHECK(wait_until([&] { return window_totals(influx, "healthy").sum == healthy_sum; },
+                   hang_guard(), 100ms));
   const bool dead_lettered = wait_until(
       [&] { return daemon.log_text().find("moved to dead letters") != std::string::npos; }, 10s,
       100ms);
@@ -67,7 +67,8 @@ TEST_CASE("a poisoned pipeline beside a healthy one: dead letters, then replay",
   CHECK(replay_code == 0);
   CHECK(replayed.find("requeued") != std::string::npos);
   daemon.start();
-  CHECK(wait_until([&] { return window_totals(influx, "poison").sum == poison_sum; }, 10s, 100ms));
+  CHECK(wait_until([&] { return window_totals(influx, "poison").sum == poison_sum; }, hang_guard(),
+                   100ms));
   CHECK(window_totals(influx, "healthy").sum == healthy_sum);
   CHECK(daemon.run_command({"deadletter", "list"}).second.find("0 dead letters") !=
         std::string::npos);

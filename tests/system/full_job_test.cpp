@@ -80,7 +80,7 @@ TEST_CASE("several connections with garbage mixed in: window sums land exactly",
   for (auto& t : clients) t.join();
 
   const bool landed =
-      wait_until([&] { return window_totals(influx).sum == expected_sum; }, 15s, 200ms);
+      wait_until([&] { return window_totals(influx).sum == expected_sum; }, hang_guard(), 200ms);
   INFO(daemon.log_text());
   CHECK(landed);
   const auto totals = window_totals(influx);
@@ -123,6 +123,6 @@ TEST_CASE("two pipelines run side by side without mixing their data", "[system]"
         return window_totals(influx, "first").sum == 6 &&
                window_totals(influx, "second").sum == 300;
       },
-      10s, 100ms));
+      hang_guard(), 100ms));
   CHECK(daemon.stop() == 0);
 }

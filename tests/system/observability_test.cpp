@@ -72,22 +72,21 @@ TEST_CASE("/metrics counts exactly what was fed and written; /health and /ready 
 
   std::string payload;
   for (int i = 1; i <= 1000; ++i) payload += std::to_string(i) + "\n";
-  payload += "abc\n1.5\n0x10\n";                                     // 3 not integers
-  payload += "99999999999999999999\n-9223372036854775809\n";         // 2 out of int64
-  payload += std::string(100, '7') + "\n";                           // 1 longer than 64 bytes
-  payload += "\n  \n";                                               // empty: ignored
+  payload += "abc\n1.5\n0x10\n";                              // 3 not integers
+  payload += "99999999999999999999\n-9223372036854775809\n";  // 2 out of int64
+  payload += std::string(100, '7') + "\n";                    // 1 longer than 64 bytes
+  payload += "\n  \n";                                        // empty: ignored
   send_all(spec.listen_port, payload);
 
   std::map<std::string, double> m;
   const bool landed = wait_until(
       [&] {
         m = scrape(port);
-        return window_totals(influx).sum == 500500 &&
-               metric(m, "tumbled_points_waiting") == 0 &&
+        return window_totals(influx).sum == 500500 && metric(m, "tumbled_points_waiting") == 0 &&
                metric(m, "tumbled_points_written_total") ==
                    static_cast<double>(window_totals(influx).windows);
       },
-      15s, 100ms);
+      hang_guard(), 100ms);
   INFO(daemon.log_text());
   REQUIRE(landed);
   CHECK(metric(m, "tumbled_lines_accepted_total") == 1000);
@@ -111,9 +110,8 @@ TEST_CASE("/metrics counts exactly what was fed and written; /health and /ready 
   CHECK(metric(m, "tumbled_write_duration_seconds_count") == batches);
   CHECK(metric(m, "tumbled_write_duration_seconds_bucket", ",le=\"+Inf\"") == batches);
   CHECK(metric(m, "tumbled_write_duration_seconds_sum") > 0);
-  const double now_s = std::chrono::duration<double>(
-                           std::chrono::system_clock::now().time_since_epoch())
-                           .count();
+  const double now_s =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   CHECK(metric(m, "tumbled_last_successful_write_timestamp_seconds") > now_s - 60);
   CHECK(metric(m, "tumbled_last_successful_write_timestamp_seconds") <= now_s);
   CHECK(metric(m, "tumbled_checkpoints_total") >= 1);
@@ -147,9 +145,9 @@ TEST_CASE("/ready is 503 while InfluxDB is refused and 200 once it is back", "[s
 
   // Windows close and their writes fail: still not ready, now for the write.
   send_all(spec.listen_port, "1\n2\n3\n");
-  const bool failing = wait_until(
-      [&] { return metric(scrape(port), "tumbled_batches_failed_attempts_total") >= 2; }, 10s,
-      50ms);
+  const bool failing =
+      wait_until([&] { return metric(scrape(port), "tumbled_batches_failed_attempts_total") >= 2; },
+                 hang_guard(), 50ms);
   CHECK(failing);
   ready = get(port, "/ready");
   CHECK(ready.status == 503);
@@ -160,9 +158,10 @@ TEST_CASE("/ready is 503 while InfluxDB is refused and 200 once it is back", "[s
   CHECK(metric(scrape(port), "tumbled_last_successful_write_timestamp_seconds") == 0);
 
   proxy.set_mode(FaultProxy::Mode::pass);
-  const bool recovered = wait_until([&] { return get(port, "/ready").status == 200; }, 15s, 50ms);
+  const bool recovered =
+      wait_until([&] { return get(port, "/ready").status == 200; }, hang_guard(), 50ms);
   CHECK(recovered);
-  CHECK(wait_until([&] { return window_totals(influx).sum == 6; }, 10s, 100ms));
+  CHECK(wait_until([&] { return window_totals(influx).sum == 6; }, hang_guard(), 100ms));
   const auto m = scrape(port);
   CHECK(metric(m, "tumbled_points_written_total") == metric(m, "tumbled_windows_emitted_total"));
   CHECK(metric(m, "tumbled_write_duration_seconds_count") ==
@@ -188,8 +187,9 @@ TEST_CASE("the HTTP server refuses what it does not serve and stays bounded", "[
   CHECK(http_request(http::verb::get, "127.0.0.1", port, "/health", {},
                      {{"X-Padding", std::string(10'000, 'a')}})
             .status == 431);
-  CHECK(http_request(http::verb::get, "127.0.0.1", port, "/health", std::string(4096, 'b'))
-            .status == 413);
+  CHECK(
+      http_request(http::verb::get, "127.0.0.1", port, "/health", std::string(4096, 'b')).status ==
+      413);
 
   {
     // 64 idle connections fill the server; the next is closed at once, unanswered.
@@ -204,7 +204,7 @@ TEST_CASE("the HTTP server refuses what it does not serve and stays bounded", "[
             return true;
           }
         },
-        5s));
+        hang_guard()));
   }
   // Closed again: served again.
   CHECK(wait_until(
@@ -215,7 +215,7 @@ TEST_CASE("the HTTP server refuses what it does not serve and stays bounded", "[
           return false;
         }
       },
-      5s));
+      hang_guard()));
   CHECK(daemon.stop() == 0);
 }
 
@@ -226,8 +226,8 @@ TEST_CASE("log.format: json writes one JSON object per line", "[system][http][lo
   daemon.set_log_format("json");
   daemon.start();
   send_all(spec.listen_port, "1\n\"quoted\\\" garbage\n2\n");
-  CHECK(wait_until(
-      [&] { return daemon.log_text().find("InfluxDB write of") != std::string::npos; }, 10s));
+  CHECK(wait_until([&] { return daemon.log_text().find("InfluxDB write of") != std::string::npos; },
+                   hang_guard()));
   CHECK(daemon.stop() == 0);
 
   const std::string log = daemon.log_text();

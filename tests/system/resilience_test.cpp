@@ -63,7 +63,8 @@ TEST_CASE("InfluxDB refused, blackholed and cut while windows close: all sums ar
 
   proxy.set_mode(FaultProxy::Mode::pass);
   sent += feed_over(spec.listen_port, -3000, 500, 1200ms);
-  const bool landed = wait_until([&] { return window_totals(influx).sum == sent; }, 15s, 100ms);
+  const bool landed =
+      wait_until([&] { return window_totals(influx).sum == sent; }, hang_guard(), 100ms);
   INFO(daemon.log_text());
   CHECK(landed);
   CHECK(window_totals(influx).sum == sent);
@@ -89,7 +90,8 @@ TEST_CASE("the proxy cuts connections repeatedly mid-stream: sums still exact",
     sent += feed_over(spec.listen_port, round * 1000, 200, 400ms);
     proxy.cut();
   }
-  const bool landed = wait_until([&] { return window_totals(influx).sum == sent; }, 15s, 100ms);
+  const bool landed =
+      wait_until([&] { return window_totals(influx).sum == sent; }, hang_guard(), 100ms);
   INFO(daemon.log_text());
   CHECK(landed);
   CHECK(daemon.stop() == 0);

@@ -94,10 +94,10 @@ TEST_CASE("tells systemd when it is ready, alive and stopping", "[system][system
   daemon.set_environment({{"NOTIFY_SOCKET", systemd.path().string()}, {"WATCHDOG_USEC", "200000"}});
   daemon.start();
 
-  REQUIRE(wait_until([&] { return systemd.count("READY=1") == 1; }, 10s));
+  REQUIRE(wait_until([&] { return systemd.count("READY=1") == 1; }, hang_guard()));
   CHECK(systemd.count("STATUS=running 1 pipelines") == 1);
   // Pings every 100 ms: a handful arrive within a second or two, and only after READY=1.
-  REQUIRE(wait_until([&] { return systemd.count("WATCHDOG=1") >= 5; }, 10s));
+  REQUIRE(wait_until([&] { return systemd.count("WATCHDOG=1") >= 5; }, hang_guard()));
   CHECK(systemd.first("READY=1") < systemd.first("WATCHDOG=1"));
   CHECK(systemd.count("STOPPING=1") == 0);
   CHECK(daemon.log_text().find("systemd watchdog: pinging every 100 ms") != std::string::npos);
@@ -119,7 +119,7 @@ TEST_CASE("no watchdog pings when WATCHDOG_PID names another process", "[system]
                           {"WATCHDOG_USEC", "200000"},
                           {"WATCHDOG_PID", std::to_string(::getpid())}});
   daemon.start();
-  REQUIRE(wait_until([&] { return systemd.count("READY=1") == 1; }, 10s));
+  REQUIRE(wait_until([&] { return systemd.count("READY=1") == 1; }, hang_guard()));
   // Absence can only be observed over a while: five would-be ping intervals.
   wait_until([&] { return systemd.count("WATCHDOG=1") > 0; }, 500ms);
   CHECK(systemd.count("WATCHDOG=1") == 0);
