@@ -12,6 +12,8 @@ packages=(
 [ "${1:-}" = "--test" ] && packages+=(clang libclang-rt-14-dev libbenchmark-dev)
 # The deploy tests: systemd-analyze verify on the unit, docker-compose config on the compose file.
 [ "${1:-}" = "--test" ] && packages+=(systemd docker-compose)
+# tests/stress.sh: a CPU hog beside the suite.
+[ "${1:-}" = "--test" ] && packages+=(stress-ng)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

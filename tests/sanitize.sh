@@ -7,7 +7,8 @@
 #   address: ASan + UBSan (-DTUMBLED_SANITIZE=address,undefined) in build-address/
 #   thread:  TSan         (-DTUMBLED_SANITIZE=thread)            in build-thread/
 #
-# Both are Debug builds (TUMBLED_SANITIZE_BUILD_DIR overrides the directory). Exits non-zero if
+# Both are Debug builds (TUMBLED_SANITIZE_BUILD_DIR overrides the directory; or
+# TUMBLED_SANITIZE_BUILD_PREFIX=x makes them x-address/ and x-thread/). Exits non-zero if
 # any test fails or any sanitizer reports anything, including reports from the tumbled daemons
 # that the system tests start: their stderr goes to log files in temp dirs, and a daemon's report
 # does not always fail a test (e.g. one printed while it exits). So the tests run with
@@ -27,7 +28,7 @@ case "$kind" in
     exit 2
     ;;
 esac
-build=${TUMBLED_SANITIZE_BUILD_DIR:-build-$kind}
+build=${TUMBLED_SANITIZE_BUILD_DIR:-${TUMBLED_SANITIZE_BUILD_PREFIX:-build}-$kind}
 mkdir -p "$build"
 build=$(cd "$build" && pwd)
 
