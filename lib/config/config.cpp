@@ -276,6 +276,24 @@ Codec<Millis> duration() {
           [](const Millis& d) { return YAML::Node(format_duration(d)); }};
 }
 
+// A duration where 0 ("0s") means "never": timeouts that can be turned off.
+Codec<Millis> duration_or_never() {
+  return {"duration, 0 = never",
+          [](const Ctx& ctx, const YAML::Node& n, const string& path, Millis& out) {
+            const string v = ctx.scalar(n, path, "a duration");
+            if (v == "0") {
+              out = Millis{0};
+              return;
+            }
+            try {
+              out = parse_duration(v);
+            } catch (const std::invalid_argument& e) {
+              ctx.fail(n.Mark(), path, e.what());
+            }
+          },
+          [](const Millis& d) { return YAML::Node(format_duration(d)); }};
+}
+
 template <class V>
 Codec<V> integer(std::int64_t lo, std::int64_t hi) {
   const string range = hi == std::numeric_limits<std::int64_t>::max()
@@ -576,7 +594,12 @@ const std::vector<Key<PipelineConfig>>& pipeline_keys() {
              FIELD(max_line_bytes), "Longest accepted input line, in bytes."),
       key<P>("pipelines[].source.tcp.max_connections", integer<std::size_t>(1, 1'000'000),
              FIELD(max_connections),
-             "Most connections open at once; more are closed at once and counted."),
+             "Most connections open at once. At the limit, a newcomer closes the connection "
+             "idle longest if that one has been silent for 10 s or more; otherwise the newcomer "
+             "is closed at once. Both are counted."),
+      key<P>("pipelines[].source.tcp.idle_timeout", duration_or_never(), FIELD(idle_timeout),
+             "A connection that sends nothing for this long is closed and counted; `0` keeps "
+             "silent connections open forever."),
       key<P>("pipelines[].window.size", duration(), FIELD(window_size),
              "Length of each tumbling window."),
       key<P>("pipelines[].window.aggregates", aggregates(), FIELD(aggregates),

@@ -74,6 +74,7 @@ struct PipelineConfig {
   Endpoint listen{"127.0.0.1", 9000};
   std::size_t max_line_bytes = 1024;
   std::size_t max_connections = 1024;
+  Millis idle_timeout{300'000};  // 0 = never close silent connections
   Millis window_size{10'000};
   std::vector<Aggregate> aggregates{Aggregate::sum};
   std::string measurement = "records";

@@ -110,7 +110,8 @@ std::string format_value(double value) {
   return std::string(text, end);
 }
 
-std::string prometheus_text(std::span<const PipelineStats> pipelines) {
+std::string prometheus_text(std::span<const PipelineStats> pipelines,
+                            const HttpServerStats* server) {
   using P = PipelineStats;
   Exposition e(pipelines);
   e.family("tumbled_connections_open", "gauge", "TCP connections open now.",
@@ -118,8 +119,18 @@ std::string prometheus_text(std::span<const PipelineStats> pipelines) {
   e.family("tumbled_connections_accepted_total", "counter", "TCP connections accepted.",
            [](const P& p) { return p.connections_accepted; });
   e.family("tumbled_connections_refused_total", "counter",
-           "TCP connections closed at once because max_connections were open.",
+           "TCP connections closed at once: max_connections were open, none silent for 10 s.",
            [](const P& p) { return p.connections_refused; });
+  e.family("tumbled_connections_evicted_total", "counter",
+           "TCP connections closed at max_connections because they had been silent longest and a "
+           "new one came.",
+           [](const P& p) { return p.connections_evicted; });
+  e.family("tumbled_connections_idle_closed_total", "counter",
+           "TCP connections closed after sending nothing for source.tcp.idle_timeout.",
+           [](const P& p) { return p.connections_idle_closed; });
+  e.family("tumbled_connection_failures_total", "counter",
+           "TCP connections ended by an unexpected error in the daemon (logged).",
+           [](const P& p) { return p.connection_failures; });
   e.family("tumbled_lines_accepted_total", "counter", "Input lines accepted as integer values.",
            [](const P& p) { return p.lines.accepted; });
   e.rejected_lines();
@@ -169,7 +180,38 @@ std::string prometheus_text(std::span<const PipelineStats> pipelines) {
   e.family("tumbled_last_checkpoint_bytes", "gauge",
            "Size of the last checkpoint's RocksDB write batch, in bytes.",
            [](const P& p) { return p.last_checkpoint_bytes; });
-  return e.take();
+  std::string text = e.take();
+  if (!server) return text;
+  const auto add = [&text](std::string_view name, std::string_view type, std::string_view help,
+                           std::uint64_t value) {
+    text.append("# HELP ").append(name).append(" ").append(help).append("\n");
+    text.append("# TYPE ").append(name).append(" ").append(type).append("\n");
+    text.append(name).append(" ").append(std::to_string(value)).append("\n");
+  };
+  add("tumbled_http_connections_open", "gauge", "Connections open to this HTTP server.",
+      server->connections_open);
+  add("tumbled_http_connections_accepted_total", "counter", "HTTP connections accepted.",
+      server->connections_accepted);
+  add("tumbled_http_connections_evicted_total", "counter",
+      "HTTP connections closed because the server was at its connection limit and they were "
+      "the idlest.",
+      server->connections_evicted);
+  add("tumbled_http_connections_refused_total", "counter",
+      "HTTP connections closed at once: at the connection limit with every connection busy.",
+      server->connections_refused);
+  add("tumbled_http_connections_timed_out_total", "counter",
+      "HTTP connections closed because a request's headers or the request did not arrive in time.",
+      server->connections_timed_out);
+  add("tumbled_http_connection_failures_total", "counter",
+      "HTTP connections ended by an unexpected error in the server (logged).",
+      server->connection_failures);
+  add("tumbled_http_requests_total", "counter", "HTTP requests answered, refused ones included.",
+      server->requests);
+  add("tumbled_http_requests_refused_total", "counter",
+      "HTTP requests refused as malformed, too large or unsupported (answered 4xx/5xx, then the "
+      "connection closed).",
+      server->requests_refused);
+  return text;
 }
 
 Readiness readiness(const PipelineStats& stats) {

@@ -9,6 +9,7 @@
 // server in http_server.hpp does the talking.
 #pragma once
 
+#include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
@@ -23,8 +24,22 @@ std::string escape_label_value(std::string_view value);
 // Numbers as the exposition format writes them: shortest round-trip form, "+Inf", "-Inf", "NaN".
 std::string format_value(double value);
 
-// The whole /metrics body for these pipelines, in this order within each metric.
-std::string prometheus_text(std::span<const pipeline::PipelineStats> pipelines);
+// The HTTP server's own counters (http_server.hpp).
+struct HttpServerStats {
+  std::uint64_t connections_open = 0;
+  std::uint64_t connections_accepted = 0;
+  std::uint64_t connections_evicted = 0;    // the idlest, closed to admit a newcomer at the cap
+  std::uint64_t connections_refused = 0;    // at the cap with every connection busy
+  std::uint64_t connections_timed_out = 0;  // headers or a request not received in time
+  std::uint64_t connection_failures = 0;    // an exception on a connection's path (a bug)
+  std::uint64_t requests = 0;               // answered, refused ones included
+  std::uint64_t requests_refused = 0;       // malformed, too large, unsupported: 4xx/5xx, closed
+};
+
+// The whole /metrics body for these pipelines, in this order within each metric, then the HTTP
+// server's own families when `server` is given.
+std::string prometheus_text(std::span<const pipeline::PipelineStats> pipelines,
+                            const HttpServerStats* server = nullptr);
 
 inline constexpr std::string_view kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
 

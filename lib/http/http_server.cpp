@@ -1,22 +1,17 @@
 #include "http/http_server.hpp"
 
-#include "source/tcp_source.hpp"
-
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <map>
 #include <tuple>
 
-#include "http/endpoints.hpp"
 #include "pipeline/pipeline.hpp"
+#include "sink/influx_writer.hpp"
 
 namespace tumbled::http {
 
@@ -28,59 +23,39 @@ using asio::ip::tcp;
 namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-constexpr std::size_t kMaxConnections = 64;
-constexpr std::uint32_t kHeaderLimit = 8 * 1024;
-constexpr std::uint64_t kBodyLimit = 1024;
-constexpr auto kIoTimeout = std::chrono::seconds(10);
-constexpr std::size_t kPingBodyLimit = 64 * 1024;
+constexpr auto kWarnEvery = std::chrono::seconds(30);
 
-// GET /ping to one InfluxDB on a connection of its own (the writer's is busy with its batches);
-// "" when it answered 2xx, otherwise what went wrong.
+// GET /ping to one InfluxDB through the sink's client, on a connection of its own (the writer's
+// is busy with its batches): "" when it answered 2xx, otherwise what went wrong.
 asio::awaitable<std::string> ping(asio::any_io_executor executor,
-                                  const config::InfluxSinkConfig& settings) {
-  if (settings.scheme != "http") co_return "cannot ping InfluxDB over " + settings.scheme;
-  const std::string where = settings.endpoint.to_string();
-  tcp::resolver resolver(executor);
-  auto [resolve_error, endpoints] = co_await resolver.async_resolve(
-      settings.endpoint.host, std::to_string(settings.endpoint.port), use_tuple);
-  if (resolve_error) co_return "resolve " + settings.endpoint.host + ": " + resolve_error.message();
-  beast::tcp_stream stream(executor);
-  stream.expires_after(settings.request_timeout);
-  auto [connect_error, endpoint] = co_await stream.async_connect(endpoints, use_tuple);
-  if (connect_error) co_return "ping " + where + ": connect: " + connect_error.message();
-  bhttp::request<bhttp::empty_body> request{bhttp::verb::get, settings.path_prefix + "/ping", 11};
-  request.set(bhttp::field::host, where);
-  request.set(bhttp::field::user_agent, "tumbled");
-  request.keep_alive(false);
-  auto [write_error, written] = co_await bhttp::async_write(stream, request, use_tuple);
-  if (write_error) co_return "ping " + where + ": send: " + write_error.message();
-  beast::flat_buffer buffer;
-  bhttp::response_parser<bhttp::string_body> parser;
-  parser.body_limit(kPingBodyLimit);
-  auto [read_error, read] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
-  beast::error_code ignored;
-  stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-  if (read_error == beast::error::timeout) co_return "ping " + where + ": no answer in time";
-  if (read_error) co_return "ping " + where + ": read: " + read_error.message();
-  const unsigned status = parser.get().result_int();
-  if (status < 200 || status > 299) {
-    co_return "ping " + where + " answered HTTP " + std::to_string(status);
+                                  config::InfluxSinkConfig settings) {
+  const std::string where = sink::describe_destination(settings);
+  try {
+    sink::InfluxClient client(executor, settings);
+    const sink::WriteResult result = co_await client.ping();
+    if (result.status == 0) co_return "ping " + where + ": " + result.error;
+    if (result.status < 200 || result.status > 299) {
+      co_return "ping " + where + " answered HTTP " + std::to_string(result.status);
+    }
+    co_return "";
+  } catch (const std::exception& e) {
+    co_return "ping " + where + ": " + e.what();
   }
-  co_return "";
 }
 
 }  // namespace
 
 HttpServer::HttpServer(asio::any_io_executor executor, config::Endpoint listen,
                        std::vector<const pipeline::Pipeline*> pipelines,
-                       std::shared_ptr<spdlog::logger> log)
+                       std::shared_ptr<spdlog::logger> log, HttpServerLimits limits)
     : listen_(std::move(listen)),
       pipelines_(std::move(pipelines)),
       log_(std::move(log)),
+      limits_(limits),
       acceptor_(std::move(executor)) {}
 
 void HttpServer::listen() {
-  source::listen_on(acceptor_, listen_, "http.listen");
+  net::listen_on(acceptor_, listen_, "http.listen");
 }
 
 config::Endpoint HttpServer::local_endpoint() const {
@@ -88,53 +63,94 @@ config::Endpoint HttpServer::local_endpoint() const {
   return {endpoint.address().to_string(), endpoint.port()};
 }
 
+HttpServerStats HttpServer::stats() const {
+  HttpServerStats s = stats_;
+  s.connections_open = connections_.size();
+  return s;
+}
+
 asio::awaitable<void> HttpServer::run() {
-  const auto admit = [this] {
-    if (connections_.size() < kMaxConnections) return true;
-    if (refused_++ == 0) {
-      log_->warn("{} HTTP connections open on {}: closing new ones at once", kMaxConnections,
-                 listen_.to_string());
+  auto last_warning = std::chrono::steady_clock::time_point{};
+  const auto warn = [&](const char* what, std::uint64_t count) {
+    const auto now = std::chrono::steady_clock::now();
+    if (last_warning != std::chrono::steady_clock::time_point{} &&
+        now - last_warning < kWarnEvery) {
+      return;
     }
+    last_warning = now;
+    log_->warn("{} HTTP connections open on {}: {} ({} so far; logged at most every 30 s)",
+               limits_.max_connections, listen_.to_string(), what, count);
+  };
+  const auto admit = [&] {
+    if (connections_.size() < limits_.max_connections) {
+      ++stats_.connections_accepted;
+      return true;
+    }
+    if (connections_.evict_idlest(std::chrono::steady_clock::duration::zero())) {
+      ++stats_.connections_evicted;
+      ++stats_.connections_accepted;
+      warn("closed the idlest to admit a new one", stats_.connections_evicted);
+      return true;
+    }
+    ++stats_.connections_refused;
+    warn("all busy, closed a new one at once", stats_.connections_refused);
     return false;
   };
-  co_await source::accept_connections(
+  co_await net::accept_connections(
       acceptor_, stopped_, admit, [this](tcp::socket socket) { return serve(std::move(socket)); },
-      log_, listen_.to_string() + " (http)");
+      log_, listen_.to_string() + " (http)", stats_.connection_failures);
 }
 
 asio::awaitable<void> HttpServer::serve(tcp::socket socket) {
   beast::tcp_stream stream(std::move(socket));
-  connections_.insert(&stream.socket());
-  beast::flat_buffer buffer;
+  net::ConnectionTable::Entry& connection = connections_.add(stream.socket());
+  RequestReader reader(limits_.request);
   for (;;) {
-    bhttp::request_parser<bhttp::string_body> parser;
-    parser.header_limit(kHeaderLimit);
-    parser.body_limit(kBodyLimit);
-    stream.expires_after(kIoTimeout);
-    auto [read_error, read] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
+    // The headers' deadline counts from now, idle keep-alive time included: a client that opens
+    // a connection and trickles its headers cannot hold it for long.
+    stream.expires_after(limits_.header_timeout);
+    bool whole_request_deadline = false;
+    auto progress = reader.parse();  // a pipelined request may be here already
+    beast::error_code read_error;
+    while (progress == RequestReader::Progress::need_more) {
+      auto [ec, n] = co_await stream.async_read_some(reader.receive_space(), use_tuple);
+      if (ec) {
+        read_error = ec;
+        break;
+      }
+      connection.last_active = net::ConnectionTable::Clock::now();
+      progress = reader.received(n);
+      if (!whole_request_deadline && reader.header_done()) {
+        stream.expires_after(limits_.request_timeout);
+        whole_request_deadline = true;
+      }
+    }
+    if (read_error) {
+      // The client left, was closed by stop() or eviction, or ran out of time. Only a request
+      // cut short by its deadline is worth counting: idle keep-alive connections just end.
+      if (read_error == beast::error::timeout && reader.mid_request()) {
+        ++stats_.connections_timed_out;
+      }
+      break;
+    }
+
+    ++stats_.requests;
     Answer reply;
     bool keep_alive = false;
     unsigned version = 11;
-    if (read_error) {
-      // A refused request gets a status before the connection closes; a connection that ended,
-      // timed out or was closed by stop() just ends.
-      if (read_error == bhttp::error::header_limit) {
-        reply = {431, "text/plain; charset=utf-8", "request headers too large\n"};
-      } else if (read_error == bhttp::error::body_limit) {
-        reply = {413, "text/plain; charset=utf-8", "request body too large\n"};
-      } else if (read_error.category() ==
-                     bhttp::make_error_code(bhttp::error::end_of_stream).category() &&
-                 read_error != bhttp::error::end_of_stream &&
-                 read_error != bhttp::error::partial_message) {
-        reply = {400, "text/plain; charset=utf-8", "bad request\n"};
-      } else {
-        break;
-      }
+    if (progress == RequestReader::Progress::refused) {
+      // The rest of the connection's bytes cannot be trusted to frame a next request: close.
+      ++stats_.requests_refused;
+      const auto& refusal = reader.refusal();
+      log_->debug("refused a request: {} {}", refusal.status, refusal.reason);
+      reply = {refusal.status, "text/plain; charset=utf-8", refusal.reason + "\n"};
     } else {
-      const auto& request = parser.get();
+      const auto& request = reader.request();
       version = request.version();
       keep_alive = request.keep_alive();
+      connection.busy = true;
       reply = co_await answer(request.method(), request.target());
+      connection.busy = false;
       if (stopped_) break;
     }
     bhttp::response<bhttp::string_body> response{static_cast<bhttp::status>(reply.status), version};
@@ -145,13 +161,15 @@ asio::awaitable<void> HttpServer::serve(tcp::socket socket) {
     response.keep_alive(keep_alive);
     response.body() = std::move(reply.body);
     response.prepare_payload();
-    stream.expires_after(kIoTimeout);
+    stream.expires_after(limits_.request_timeout);
     auto [write_error, written] = co_await bhttp::async_write(stream, response, use_tuple);
+    connection.last_active = net::ConnectionTable::Clock::now();
     if (write_error || !keep_alive) break;
+    reader.next();
   }
   boost::system::error_code ignored;
   stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-  connections_.erase(&stream.socket());
+  connections_.remove(stream.socket());
 }
 
 asio::awaitable<HttpServer::Answer> HttpServer::answer(bhttp::verb method,
@@ -167,36 +185,45 @@ asio::awaitable<HttpServer::Answer> HttpServer::answer(bhttp::verb method,
   std::vector<pipeline::PipelineStats> stats;
   stats.reserve(pipelines_.size());
   for (const auto* p : pipelines_) stats.push_back(p->stats());
-  co_return Answer{200, std::string(kMetricsContentType), prometheus_text(stats)};
+  const HttpServerStats server = this->stats();
+  co_return Answer{200, std::string(kMetricsContentType), prometheus_text(stats, &server)};
 }
 
 asio::awaitable<HttpServer::Answer> HttpServer::ready() {
+  // Everything needed is copied before the first ping: a reload may replace the pipelines while
+  // this request waits.
+  struct Verdict {
+    std::string name;
+    Readiness readiness;
+    config::InfluxSinkConfig sink;
+  };
+  std::vector<Verdict> verdicts;
+  for (const auto* p : pipelines_) {
+    verdicts.push_back({p->settings().name, readiness(p->stats()), p->settings().influx});
+  }
   // Pipelines writing to the same InfluxDB share one ping per request.
-  std::map<std::string, std::string> pings;  // URL -> "" or the failure
+  std::map<std::string, std::string> pings;  // destination -> "" or the failure
   std::string body;
   bool all_ready = true;
-  for (const auto* p : pipelines_) {
-    const auto& name = p->settings().name;
-    Readiness verdict = readiness(p->stats());
-    if (verdict.state == Readiness::State::needs_ping) {
-      const auto& sink = p->settings().influx;
-      const std::string url = sink.scheme + "://" + sink.endpoint.to_string() + sink.path_prefix;
+  for (auto& v : verdicts) {
+    if (v.readiness.state == Readiness::State::needs_ping) {
+      const std::string url = sink::describe_destination(v.sink);
       auto known = pings.find(url);
       if (known == pings.end()) {
-        std::string failure = co_await ping(acceptor_.get_executor(), sink);
+        std::string failure = co_await ping(acceptor_.get_executor(), v.sink);
         known = pings.emplace(url, std::move(failure)).first;
       }
-      verdict =
+      v.readiness =
           known->second.empty()
               ? Readiness{Readiness::State::ready, ""}
               : Readiness{Readiness::State::not_ready,
                           "nothing written yet and InfluxDB does not answer: " + known->second};
     }
-    if (verdict.state == Readiness::State::ready) {
-      body += name + ": ready\n";
+    if (v.readiness.state == Readiness::State::ready) {
+      body += v.name + ": ready\n";
     } else {
       all_ready = false;
-      body += name + ": not ready: " + verdict.reason + "\n";
+      body += v.name + ": not ready: " + v.readiness.reason + "\n";
     }
   }
   co_return Answer{all_ready ? 200u : 503u, "text/plain; charset=utf-8", std::move(body)};
@@ -206,7 +233,7 @@ void HttpServer::stop() {
   stopped_ = true;
   boost::system::error_code ignored;
   acceptor_.close(ignored);
-  for (auto* socket : connections_) socket->close(ignored);
+  connections_.close_all();
 }
 
 }  // namespace tumbled::http

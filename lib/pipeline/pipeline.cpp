@@ -31,6 +31,7 @@ Pipeline::Pipeline(asio::io_context& io, const config::PipelineConfig& settings,
       windows_(settings.window_size.count()),
       source_(
           io.get_executor(), settings.listen, settings.max_line_bytes, settings.max_connections,
+          settings.idle_timeout,
           [this](std::span<const std::int64_t> values) { accept_values(values); }, log_.tcp),
       writer_(
           io.get_executor(), settings.influx, queue_,
@@ -185,6 +186,9 @@ PipelineStats Pipeline::stats() const {
   s.connections_open = source.connections_open;
   s.connections_accepted = source.connections_accepted;
   s.connections_refused = source.connections_refused;
+  s.connections_evicted = source.connections_evicted;
+  s.connections_idle_closed = source.connections_idle_closed;
+  s.connection_failures = source.connection_failures;
   s.lines = source.lines;
   s.windows_emitted = counters_.windows_emitted;
   s.sums_saturated = counters_.sums_saturated;

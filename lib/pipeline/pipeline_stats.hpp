@@ -22,7 +22,10 @@ struct PipelineStats {
   bool source_paused = false;  // backpressure: reading from clients stopped
   std::uint64_t connections_open = 0;
   std::uint64_t connections_accepted = 0;
-  std::uint64_t connections_refused = 0;  // over max_connections
+  std::uint64_t connections_refused = 0;  // at max_connections, none silent for long
+  std::uint64_t connections_evicted = 0;  // silent longest, closed for a newcomer at the cap
+  std::uint64_t connections_idle_closed = 0;  // silent for source.tcp.idle_timeout
+  std::uint64_t connection_failures = 0;      // ended by an unexpected error (logged)
   source::LineCounters lines;
 
   // Windows

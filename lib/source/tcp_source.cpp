@@ -3,7 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <tuple>
@@ -13,11 +13,14 @@ namespace tumbled::source {
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
+using namespace asio::experimental::awaitable_operators;
 
 namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kReadChunkBytes = 256 * 1024;
+// At max_connections, a connection silent this long may be closed for a newcomer.
+constexpr auto kEvictableAfter = std::chrono::seconds(10);
 
 std::string peer_of(const tcp::socket& socket) {
   boost::system::error_code ec;
@@ -35,42 +38,24 @@ const char* first_rejection_reason(const LineCounters& before, const LineCounter
 }  // namespace
 
 TcpSource::TcpSource(asio::any_io_executor executor, config::Endpoint listen,
-                     std::size_t max_line_bytes, std::size_t max_connections, OnValues on_values,
+                     std::size_t max_line_bytes, std::size_t max_connections,
+                     config::Millis idle_timeout, OnValues on_values,
                      std::shared_ptr<spdlog::logger> log)
     : listen_(std::move(listen)),
       max_line_bytes_(max_line_bytes),
       max_connections_(max_connections),
+      idle_timeout_(idle_timeout),
       on_values_(std::move(on_values)),
       log_(std::move(log)),
       acceptor_(executor),
+      idle_timer_(executor),
       resume_signal_(executor),
       read_buffer_(kReadChunkBytes) {
   values_.reserve(kReadChunkBytes / 2);
 }
 
-void listen_on(tcp::acceptor& acceptor, const config::Endpoint& address, std::string_view what) {
-  boost::system::error_code ec;
-  tcp::resolver resolver(acceptor.get_executor());
-  const auto results =
-      resolver.resolve(address.host, std::to_string(address.port),
-                       tcp::resolver::passive | tcp::resolver::numeric_service, ec);
-  if (ec || results.empty()) {
-    throw std::runtime_error("cannot resolve " + std::string(what) + " address " +
-                             address.to_string() + ": " + ec.message());
-  }
-  const tcp::endpoint endpoint = *results.begin();
-  acceptor.open(endpoint.protocol(), ec);
-  if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec) acceptor.bind(endpoint, ec);
-  if (!ec) acceptor.listen(tcp::acceptor::max_listen_connections, ec);
-  if (ec) {
-    throw std::runtime_error("cannot listen on " + address.to_string() + " (" + std::string(what) +
-                             "): " + ec.message());
-  }
-}
-
 void TcpSource::listen() {
-  listen_on(acceptor_, listen_, "source.tcp.listen");
+  net::listen_on(acceptor_, listen_, "source.tcp.listen");
 }
 
 config::Endpoint TcpSource::local_endpoint() const {
@@ -78,58 +63,65 @@ config::Endpoint TcpSource::local_endpoint() const {
   return {endpoint.address().to_string(), endpoint.port()};
 }
 
-asio::awaitable<void> accept_connections(tcp::acceptor& acceptor, const bool& stopped,
-                                         std::function<bool()> admit, ServeFn serve,
-                                         std::shared_ptr<spdlog::logger> log, std::string what) {
-  while (!stopped) {
-    auto [ec, socket] = co_await acceptor.async_accept(use_tuple);
-    if (stopped) break;
-    if (ec) {
-      // Typically EMFILE: keep serving existing connections and try again shortly.
-      log->warn("accept on {} failed: {}; retrying", what, ec.message());
-      asio::steady_timer pause(acceptor.get_executor(), std::chrono::milliseconds(100));
-      co_await pause.async_wait(use_tuple);
-      continue;
-    }
-    if (!admit()) {
-      // Close at once: the client sees its connection end instead of hanging in the backlog.
-      boost::system::error_code ignored;
-      socket.close(ignored);
-      continue;
-    }
-    asio::co_spawn(acceptor.get_executor(), serve(std::move(socket)),
-                   [log, what](std::exception_ptr error) {
-                     if (!error) return;
-                     try {
-                       std::rethrow_exception(error);
-                     } catch (const std::exception& e) {
-                       log->error("connection handler on {} failed: {}", what, e.what());
-                     }
-                   });
+bool TcpSource::admit() {
+  if (connections_.size() < max_connections_) {
+    ++counters_.connections_accepted;
+    return true;
   }
+  // While paused nobody is read, so silence says nothing about a connection: refuse.
+  if (!paused_ && connections_.evict_idlest(kEvictableAfter)) {
+    ++counters_.connections_accepted;
+    if (counters_.connections_evicted++ == 0) {
+      log_->warn(
+          "{} connections open on {} (source.tcp.max_connections): closing the one silent "
+          "longest to admit a new one; further evictions are only counted",
+          connections_.size() + 1, listen_.to_string());
+    }
+    return true;
+  }
+  if (counters_.connections_refused++ == 0) {
+    log_->warn(
+        "{} connections open on {}, none silent for {} s: refusing more "
+        "(source.tcp.max_connections); further refusals are only counted",
+        connections_.size(), listen_.to_string(),
+        std::chrono::duration_cast<std::chrono::seconds>(kEvictableAfter).count());
+  }
+  return false;
 }
 
 asio::awaitable<void> TcpSource::run() {
-  const auto admit = [this] {
-    if (connections_.size() >= max_connections_) {
-      if (counters_.connections_refused++ == 0) {
-        log_->warn("{} connections open on {}: refusing more (source.tcp.max_connections)",
-                   connections_.size(), listen_.to_string());
-      }
-      return false;
+  // Both end after stop(); run() returns only then, so nothing of this source runs after it.
+  co_await (net::accept_connections(
+                acceptor_, stopped_, [this] { return admit(); },
+                [this](tcp::socket socket) { return serve(std::move(socket)); }, log_,
+                listen_.to_string(), counters_.connection_failures) &&
+            close_idle_connections());
+}
+
+asio::awaitable<void> TcpSource::close_idle_connections() {
+  if (idle_timeout_.count() == 0) co_return;
+  // A quarter of the timeout between checks: a silent connection closes within 1.25 of it.
+  const auto every = std::max<config::Millis>(idle_timeout_ / 4, config::Millis(10));
+  while (!stopped_) {
+    idle_timer_.expires_after(every);
+    co_await idle_timer_.async_wait(use_tuple);
+    if (stopped_ || paused_) continue;
+    const std::size_t closed = connections_.close_idle(idle_timeout_);
+    if (closed == 0) continue;
+    if (counters_.connections_idle_closed == 0) {
+      log_->info(
+          "closed {} connections on {} silent for {} (source.tcp.idle_timeout); further ones "
+          "are only counted",
+          closed, listen_.to_string(), config::format_duration(idle_timeout_));
     }
-    ++counters_.connections_accepted;
-    return true;
-  };
-  co_await accept_connections(
-      acceptor_, stopped_, admit, [this](tcp::socket socket) { return serve(std::move(socket)); },
-      log_, listen_.to_string());
+    counters_.connections_idle_closed += closed;
+  }
 }
 
 asio::awaitable<void> TcpSource::serve(tcp::socket socket) {
   const std::string peer = peer_of(socket);
   log_->debug("connection from {}", peer);
-  connections_.insert(&socket);
+  net::ConnectionTable::Entry& connection = connections_.add(socket);
   ++counters_.connections_open;
 
   LineFramer framer(max_line_bytes_);
@@ -176,6 +168,7 @@ asio::awaitable<void> TcpSource::serve(tcp::socket socket) {
     }
     const std::size_t n = socket.read_some(asio::buffer(buffer), ec);
     full_reads = n == buffer.size() ? full_reads + 1 : 0;
+    if (n > 0) connection.last_active = net::ConnectionTable::Clock::now();
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
       ec = {};
       continue;
@@ -191,7 +184,7 @@ asio::awaitable<void> TcpSource::serve(tcp::socket socket) {
   } else if (!stopped_) {
     log_->debug("connection from {} ended: {}", peer, ec.message());
   }
-  connections_.erase(&socket);
+  connections_.remove(socket);
   --counters_.connections_open;
   const auto& totals = framer.counters();
   log_->debug("connection from {} closed: {} values, {} rejected lines", peer, totals.accepted,
@@ -207,6 +200,7 @@ void TcpSource::pause() {
 }
 
 void TcpSource::resume() {
+  if (paused_) connections_.touch_all();  // nobody was read: the silence was ours
   paused_ = false;
   resume_signal_.cancel();
 }
@@ -214,9 +208,10 @@ void TcpSource::resume() {
 void TcpSource::stop() {
   stopped_ = true;
   resume_signal_.cancel();
+  idle_timer_.cancel();
   boost::system::error_code ignored;
   acceptor_.close(ignored);
-  for (auto* socket : connections_) socket->close(ignored);
+  connections_.close_all();
 }
 
 }  // namespace tumbled::source

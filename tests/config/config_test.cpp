@@ -107,6 +107,7 @@ TEST_CASE("a minimal config takes every default from the header", "[config]") {
   const PipelineConfig& p = c.pipelines[0];
   CHECK(p.listen == Endpoint{"127.0.0.1", 9000});
   CHECK(p.max_line_bytes == 1024);
+  CHECK(p.idle_timeout == 5min);
   CHECK(p.window_size == 10s);
   CHECK(p.aggregates == std::vector{Aggregate::sum});
   CHECK(p.measurement == "records");
@@ -196,6 +197,26 @@ pipelines:
   expected.pipelines[0].name = "records";
   expected.pipelines[0].influx.password = "pw";
   CHECK(parse_text(yaml, env_of({{"INFLUX_PASSWORD", "pw"}})) == expected);
+}
+
+TEST_CASE("source.tcp.idle_timeout takes a duration, or 0 for never", "[config]") {
+  const auto [text, expected] = GENERATE(table<std::string, std::chrono::milliseconds>({
+      {"30s", 30s}, {"0", 0ms}, {"0s", 0ms}, {"250ms", 250ms}, {"1h", 1h}}));
+  CAPTURE(text);
+  const Config c = parse_text("pipelines: [{name: a, source: {tcp: {idle_timeout: " + text + "}}}]\n");
+  CHECK(c.pipelines.at(0).idle_timeout == expected);
+  CHECK(parse_text(to_yaml(c)).pipelines.at(0).idle_timeout == expected);
+}
+
+TEST_CASE("a bad source.tcp.idle_timeout is an error naming the key", "[config]") {
+  const std::string bad = GENERATE("-1s", "5", "soon", "1.5s");
+  CAPTURE(bad);
+  try {
+    parse_text("pipelines: [{name: a, source: {tcp: {idle_timeout: " + bad + "}}}]\n");
+    FAIL("accepted " << bad);
+  } catch (const tumbled::config::ConfigError& e) {
+    CHECK_THAT(e.what(), Catch::Contains("pipelines[0].source.tcp.idle_timeout"));
+  }
 }
 
 TEST_CASE("errors name the file, the 1-based line and the key path", "[config]") {
@@ -675,6 +696,7 @@ TEST_CASE("config_reference documents every key once", "[config]") {
       {"pipelines[].source.tcp.listen", "host:port", "`127.0.0.1:9000`"},
       {"pipelines[].source.tcp.max_line_bytes", "integer 1..1048576", "`1024`"},
       {"pipelines[].source.tcp.max_connections", "integer 1..1000000", "`1024`"},
+      {"pipelines[].source.tcp.idle_timeout", "duration, 0 = never", "`5m`"},
       {"pipelines[].window.size", "duration > 0", "`10s`"},
       {"pipelines[].window.aggregates", "list of sum, count, min, max, mean", "`[sum]`"},
       {"pipelines[].point.measurement", "string", "`records`"},
@@ -705,7 +727,7 @@ TEST_CASE("config_reference documents every key once", "[config]") {
   CHECK(at != std::string::npos);
   CHECK(ref.find("| `" + key + "` |", at + 1) == std::string::npos);
   // 2 header lines + one line per key: nothing undocumented sneaks in.
-  CHECK(std::count(ref.begin(), ref.end(), '\n') == 2 + 35);
+  CHECK(std::count(ref.begin(), ref.end(), '\n') == 2 + 36);
 }
 
 TEST_CASE("load_file reads a file and reports unreadable ones", "[config]") {

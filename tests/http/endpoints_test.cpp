@@ -141,7 +141,7 @@ TEST_CASE("the exposition has every metric once, with HELP and TYPE, per pipelin
 
   // Every family: one HELP, one TYPE, a sample per pipeline.
   const auto names = family_names(text);
-  CHECK(names.size() == 23);
+  CHECK(names.size() == 26);
   CHECK(std::set<std::string>(names.begin(), names.end()).size() == names.size());
   for (const auto& name : names) {
     CAPTURE(name);
@@ -157,6 +157,25 @@ TEST_CASE("the exposition has every metric once, with HELP and TYPE, per pipelin
     }
   }
   CHECK(text.back() == '\n');
+}
+
+TEST_CASE("the HTTP server's own families follow the pipelines', without a pipeline label",
+          "[http]") {
+  const std::vector<PipelineStats> stats{sample_stats("records")};
+  tumbled::http::HttpServerStats server;
+  server.connections_open = 3;
+  server.connections_evicted = 5;
+  server.requests_refused = 2;
+  const std::string text = prometheus_text(stats, &server);
+  CAPTURE(text);
+  const auto s = samples(text);
+  CHECK(s.at("tumbled_http_connections_open") == "3");
+  CHECK(s.at("tumbled_http_connections_evicted_total") == "5");
+  CHECK(s.at("tumbled_http_requests_refused_total") == "2");
+  CHECK(s.at("tumbled_http_connection_failures_total") == "0");
+  const auto names = family_names(text);
+  CHECK(names.size() == family_names(prometheus_text(stats)).size() + 8);
+  CHECK(std::set<std::string>(names.begin(), names.end()).size() == names.size());
 }
 
 TEST_CASE("the write latency histogram has cumulative buckets, +Inf, sum and count", "[http]") {
@@ -217,7 +236,8 @@ TEST_CASE("README lists every metric the exposition writes", "[http][docs]") {
   std::stringstream readme;
   readme << file.rdbuf();
   const std::vector<PipelineStats> stats{sample_stats("records")};
-  for (const auto& name : family_names(prometheus_text(stats))) {
+  const tumbled::http::HttpServerStats server;
+  for (const auto& name : family_names(prometheus_text(stats, &server))) {
     CAPTURE(name);
     CHECK(readme.str().find("`" + name + "`") != std::string::npos);
   }

@@ -21,7 +21,7 @@ void Daemon::write_config() const {
     out << "  - name: " << p.name << "\n"
         << "    source: {tcp: {listen: 127.0.0.1:" << p.listen_port
         << ", max_line_bytes: " << p.max_line_bytes << ", max_connections: " << p.max_connections
-        << "}}\n"
+        << ", idle_timeout: " << p.idle_timeout << "}}\n"
         << "    buffer: " << p.buffer << "\n"
         << "    window: {size: " << p.window << ", aggregates: " << p.aggregates << "}\n"
         << "    point: {measurement: " << p.name << ", tags: {window: " << p.window << "}}\n"
@@ -94,6 +94,15 @@ WindowTotals window_totals(InfluxServer& influx, const std::string& measurement)
     ++totals.windows;
   }
   return totals;
+}
+
+std::size_t memory_kib(pid_t pid, const std::string& field) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind(field + ":", 0) == 0) return std::stoul(line.substr(field.size() + 1));
+  }
+  return 0;
 }
 
 }  // namespace tumbled::test

@@ -25,6 +25,7 @@ struct PipelineSpec {
   std::string max_backoff = "300ms";
   std::size_t max_line_bytes = 64;
   std::size_t max_connections = 64;
+  std::string idle_timeout = "5m";  // source.tcp.idle_timeout
   std::string buffer = "{max_points: 1000, when_full: block}";
   std::string database = "telemetry";
 };
@@ -68,6 +69,10 @@ class Daemon {
   std::string log_format_ = "text";
   std::optional<ChildProcess> process_;
 };
+
+// A process's memory from /proc/PID/status in KiB: `field` "VmRSS" (resident now) or "VmHWM"
+// (the peak since it started). 0 if unreadable.
+std::size_t memory_kib(pid_t pid, const std::string& field = "VmRSS");
 
 // The sum of the `sum` field over every window of a measurement, and how many windows there are.
 struct WindowTotals {
