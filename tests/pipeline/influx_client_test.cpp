@@ -530,6 +530,32 @@ TEST_CASE("InfluxClient speaks TLS: SNI, certificate and host name verified, kee
   check_clean(server);
 }
 
+TEST_CASE("InfluxClient::ping asks GET /ping with the sink's TLS settings, on its own connection",
+          "[influx-client][tls]") {
+  // /ready pings a sink that has not written yet through this: https sinks included.
+  tumbled::test::TempDir dir;
+  const Pem pem = self_signed("tumbled test server", "DNS:localhost,IP:127.0.0.1");
+  asio::io_context io;
+  StandIn server(io, pem);
+  auto settings = settings_for("https", "localhost", server.port());
+  settings.tls_ca_file = write_file(dir, "ca.pem", pem.certificate);
+  settings.path_prefix = "/influx";
+  InfluxClient client(io.get_executor(), settings);
+  std::optional<WriteResult> result;
+  asio::co_spawn(io, client.ping(), [&](std::exception_ptr e, WriteResult r) {
+    REQUIRE_FALSE(e);
+    result = std::move(r);
+  });
+  REQUIRE(run_until(io, [&] { return result.has_value(); }));
+  INFO(result->error);
+  CHECK(result->status == 204);
+  REQUIRE(server.requests().size() == 1);
+  CHECK(server.requests()[0].target == "/influx/ping");
+  CHECK(server.requests()[0].sni == "localhost");
+  CHECK(server.handshake_failures().empty());
+  check_clean(server);
+}
+
 TEST_CASE("InfluxClient refuses a certificate that does not verify, as a transport error",
           "[influx-client][tls]") {
   tumbled::test::TempDir dir;
