@@ -204,6 +204,14 @@ asio::awaitable<WriteResult> InfluxClient::write(const std::string& body) {
   co_return result;
 }
 
+asio::awaitable<WriteResult> InfluxClient::send(const http::request<http::string_body>& request,
+                                                http::response<http::string_body>& response) {
+  if (auto* tls = std::get_if<TlsStream>(&stream_)) {
+    co_return co_await round_trip(*tls, buffer_, request, response);
+  }
+  co_return co_await round_trip(std::get<PlainStream>(stream_), buffer_, request, response);
+}
+
 asio::awaitable<WriteResult> InfluxClient::ping() {
   if (auto failure = co_await connect()) {
     close();
@@ -215,12 +223,7 @@ asio::awaitable<WriteResult> InfluxClient::ping() {
   request.keep_alive(false);
   request.prepare_payload();
   http::response<http::string_body> response;
-  WriteResult result;
-  if (auto* tls = std::get_if<TlsStream>(&stream_)) {
-    result = co_await round_trip(*tls, buffer_, request, response);
-  } else {
-    result = co_await round_trip(std::get<PlainStream>(stream_), buffer_, request, response);
-  }
+  WriteResult result = co_await send(request, response);
   close();
   co_return result;
 }
@@ -302,12 +305,7 @@ asio::awaitable<WriteResult> InfluxClient::exchange(const std::string& body, boo
   request.body() = body;
   request.prepare_payload();
   http::response<http::string_body> response;
-  WriteResult result;
-  if (auto* tls = std::get_if<TlsStream>(&stream_)) {
-    result = co_await round_trip(*tls, buffer_, request, response);
-  } else {
-    result = co_await round_trip(std::get<PlainStream>(stream_), buffer_, request, response);
-  }
+  WriteResult result = co_await send(request, response);
   if (result.status == 0 || response.keep_alive()) co_return result;
 
   // The server ends the connection: say goodbye properly, but never wait long for its reply.

@@ -28,6 +28,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <chrono>
 #include <functional>
@@ -81,6 +83,10 @@ class InfluxClient {
   using TlsStream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
 
   boost::asio::awaitable<WriteResult> exchange(const std::string& body, bool gzipped);
+  // One request and its answer on the connected stream, plain or TLS.
+  boost::asio::awaitable<WriteResult> send(
+      const boost::beast::http::request<boost::beast::http::string_body>& request,
+      boost::beast::http::response<boost::beast::http::string_body>& response);
   boost::asio::awaitable<std::optional<WriteResult>> connect();  // the failure, if any
   PlainStream& tcp_layer();
 

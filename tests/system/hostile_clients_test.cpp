@@ -123,6 +123,29 @@ struct HttpDaemon {
   HttpDaemon() { daemon.start(); }
 };
 
+// A daemon whose TCP source takes 4 connections, with this idle_timeout; nothing is written, the
+// tests read the counters.
+struct TcpDaemon {
+  PipelineSpec spec;
+  Daemon daemon;
+  std::uint16_t http_port;
+  explicit TcpDaemon(const std::string& idle_timeout)
+      : spec([&] {
+          PipelineSpec s;
+          s.influx_port = free_port();
+          s.max_connections = 4;
+          s.idle_timeout = idle_timeout;
+          return s;
+        }()),
+        daemon({spec}),
+        http_port(daemon.enable_http()) {
+    daemon.start();
+  }
+  double metric(const std::string& name) {
+    return sample(http_port, name + "{pipeline=\"records\"}");
+  }
+};
+
 }  // namespace
 
 TEST_CASE("no request can end the daemon: a trailer over 64 KiB is refused", "[system][hostile]") {
@@ -241,9 +264,8 @@ TEST_CASE("idle and slow HTTP clients cannot hold /health down", "[system][hosti
       }
     }
     // 64 idle ones and a poll are more than the server keeps: some idle one had to go.
-    CHECK(wait_until(
-        [&] { return sample(d.port, "tumbled_http_connections_evicted_total") >= 1; },
-        hang_guard()));
+    CHECK(wait_until([&] { return sample(d.port, "tumbled_http_connections_evicted_total") >= 1; },
+                     hang_guard()));
     done = true;
     hog.join();
     CHECK(answered == 25);
@@ -267,17 +289,11 @@ TEST_CASE("idle and slow HTTP clients cannot hold /health down", "[system][hosti
 
 TEST_CASE("silent TCP connections are closed after idle_timeout; real senders get in",
           "[system][hostile]") {
-  PipelineSpec spec;
-  spec.influx_port = free_port();  // nothing is written: the test reads the counters
-  spec.max_connections = 4;
-  spec.idle_timeout = "1s";
-  Daemon daemon({spec});
-  const std::uint16_t http_port = daemon.enable_http();
-  daemon.start();
+  TcpDaemon d("1s");
+  const PipelineSpec& spec = d.spec;
+  Daemon& daemon = d.daemon;
   INFO(daemon.log_text());
-  const auto metric = [&](const std::string& name) {
-    return sample(http_port, name + "{pipeline=\"records\"}");
-  };
+  const auto metric = [&](const std::string& name) { return d.metric(name); };
 
   std::vector<std::unique_ptr<RawClient>> idle;
   for (int i = 0; i < 4; ++i) idle.push_back(std::make_unique<RawClient>(spec.listen_port));
@@ -294,17 +310,11 @@ TEST_CASE("silent TCP connections are closed after idle_timeout; real senders ge
 
 TEST_CASE("at max_connections a newcomer evicts a connection silent for 10 s, not a busy one",
           "[system][hostile]") {
-  PipelineSpec spec;
-  spec.influx_port = free_port();
-  spec.max_connections = 4;
-  spec.idle_timeout = "0";  // never: only eviction closes them
-  Daemon daemon({spec});
-  const std::uint16_t http_port = daemon.enable_http();
-  daemon.start();
+  TcpDaemon d("0");  // never: only eviction closes them
+  const PipelineSpec& spec = d.spec;
+  Daemon& daemon = d.daemon;
   INFO(daemon.log_text());
-  const auto metric = [&](const std::string& name) {
-    return sample(http_port, name + "{pipeline=\"records\"}");
-  };
+  const auto metric = [&](const std::string& name) { return d.metric(name); };
 
   SECTION("senders that keep sending are never evicted: the newcomer is refused") {
     std::atomic<bool> done{false};
