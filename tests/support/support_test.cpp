@@ -38,7 +38,7 @@ InfluxServer& influx() {
   return server;
 }
 
-int ping(std::uint16_t port, std::chrono::milliseconds timeout = 2s) {
+int ping(std::uint16_t port, std::chrono::milliseconds timeout = hang_guard()) {
   return http_request(http::verb::get, "127.0.0.1", port, "/ping", {}, {}, timeout).status;
 }
 
@@ -86,10 +86,11 @@ class RecordingServer {
   boost::system::error_code end_;
 };
 
-// Result of waiting for a read on a blocking socket without risking a hang.
-boost::system::error_code read_outcome(tcp::socket& socket, std::chrono::milliseconds timeout) {
+// What a read on a blocking socket ends with, once the peer acts; timed_out only if it does not
+// within the hang guard.
+boost::system::error_code read_outcome(tcp::socket& socket) {
   pollfd pfd{socket.native_handle(), POLLIN, 0};
-  if (::poll(&pfd, 1, static_cast<int>(timeout.count())) != 1) return asio::error::timed_out;
+  if (::poll(&pfd, 1, static_cast<int>(hang_guard().count())) != 1) return asio::error::timed_out;
   std::array<char, 64> buf;
   boost::system::error_code ec;
   socket.read_some(asio::buffer(buf), ec);
@@ -104,16 +105,16 @@ TEST_CASE("ChildProcess reports exit codes, signals, env and output", "[support]
     ChildProcess child({"sh", "-c", "echo out-$TUMBLED_SELFTEST; echo err >&2; exit 3"},
                        dir.path() / "a.log", {{"TUMBLED_SELFTEST", "yes"}});
     CHECK(child.pid() > 0);
-    CHECK(child.wait_for(5s) == 3);
+    CHECK(child.wait_for(hang_guard()) == 3);
     CHECK_FALSE(child.running());
     CHECK(child.log_text() == "out-yes\nerr\n");
   }
   {
     ChildProcess child({"sleep", "30"}, dir.path() / "b.log");
     CHECK(child.running());
-    CHECK_FALSE(child.wait_for(50ms).has_value());
+    CHECK_FALSE(child.wait_for(50ms).has_value());  // ends by the child's doing: it sleeps 30 s
     child.signal(SIGTERM);
-    CHECK(child.wait_for(5s) == 128 + SIGTERM);
+    CHECK(child.wait_for(hang_guard()) == 128 + SIGTERM);
   }
   CHECK_THROWS_AS(ChildProcess({"/nonexistent/binary"}, dir.path() / "c.log"), std::system_error);
 }
@@ -135,7 +136,7 @@ TEST_CASE("TempDir and wait_until", "[support]") {
   }
 
   int calls = 0;
-  CHECK(wait_until([&] { return ++calls == 3; }, 1s, 1ms));
+  CHECK(wait_until([&] { return ++calls == 3; }, hang_guard(), 1ms));
   const auto start = std::chrono::steady_clock::now();
   CHECK_FALSE(wait_until([] { return false; }, 60ms));
   CHECK(std::chrono::steady_clock::now() - start >= 60ms);
@@ -166,7 +167,7 @@ TEST_CASE("FaultProxy relays HTTP to influxd in pass mode", "[support]") {
   CHECK(ping(proxy.port()) == 204);
   CHECK(proxy.accepted_connections() == 1);
   CHECK(proxy.bytes_forwarded() > 0);
-  CHECK(wait_until([&] { return proxy.open_connections() == 0; }, 2s));
+  CHECK(wait_until([&] { return proxy.open_connections() == 0; }, hang_guard()));
 }
 
 TEST_CASE("FaultProxy forwards half-closes, TcpFeeder interleaves", "[support]") {
@@ -174,7 +175,7 @@ TEST_CASE("FaultProxy forwards half-closes, TcpFeeder interleaves", "[support]")
     RecordingServer sink;
     FaultProxy proxy(sink.port());
     send_all(proxy.port(), "1\n2\n3\n");
-    REQUIRE(wait_until([&] { return sink.end() == asio::error::eof; }, 2s));
+    REQUIRE(wait_until([&] { return sink.end() == asio::error::eof; }, hang_guard()));
     CHECK(sink.data() == "1\n2\n3\n");
     CHECK(proxy.bytes_forwarded() == 6);
   }
@@ -182,11 +183,11 @@ TEST_CASE("FaultProxy forwards half-closes, TcpFeeder interleaves", "[support]")
     RecordingServer sink;
     TcpFeeder feeder(sink.port());
     feeder.send("10\n");
-    CHECK(wait_until([&] { return sink.data() == "10\n"; }, 2s));
+    CHECK(wait_until([&] { return sink.data() == "10\n"; }, hang_guard()));
     feeder.send("20\n");
     feeder.close();
     CHECK_FALSE(feeder.is_open());
-    REQUIRE(wait_until([&] { return sink.end() == asio::error::eof; }, 2s));
+    REQUIRE(wait_until([&] { return sink.end() == asio::error::eof; }, hang_guard()));
     CHECK(sink.data() == "10\n20\n");
   }
 }
@@ -197,11 +198,11 @@ TEST_CASE("FaultProxy refuse closes the port, pass reopens the same one", "[supp
   asio::io_context ioc;
   tcp::socket idle(ioc);
   idle.connect({asio::ip::address_v4::loopback(), port});
-  REQUIRE(wait_until([&] { return proxy.open_connections() == 1; }, 2s));
+  REQUIRE(wait_until([&] { return proxy.open_connections() == 1; }, hang_guard()));
 
   proxy.set_mode(Mode::refuse);
   CHECK(proxy.mode() == Mode::refuse);
-  CHECK(read_outcome(idle, 2s) == asio::error::eof);  // existing connection closed
+  CHECK(read_outcome(idle) == asio::error::eof);  // existing connection closed
   try {
     ping(port);
     FAIL("connect through a refusing proxy succeeded");
@@ -226,7 +227,7 @@ TEST_CASE("FaultProxy blackhole makes requests time out", "[support]") {
   proxy.set_mode(Mode::blackhole);
   const auto start = std::chrono::steady_clock::now();
   try {
-    ping(proxy.port(), 300ms);
+    ping(proxy.port(), 300ms);  // times out by the peer's doing: it never answers
     FAIL("request through a black hole got an answer");
   } catch (const boost::system::system_error& e) {
     CHECK(e.code() == boost::beast::error::timeout);
@@ -244,10 +245,10 @@ TEST_CASE("FaultProxy cut and reset abort connections with RST", "[support]") {
   asio::io_context ioc;
   tcp::socket open_connection(ioc);
   open_connection.connect({asio::ip::address_v4::loopback(), proxy.port()});
-  REQUIRE(wait_until([&] { return proxy.open_connections() == 1; }, 2s));
+  REQUIRE(wait_until([&] { return proxy.open_connections() == 1; }, hang_guard()));
 
   proxy.cut();
-  CHECK(read_outcome(open_connection, 2s) == asio::error::connection_reset);
+  CHECK(read_outcome(open_connection) == asio::error::connection_reset);
   CHECK(proxy.mode() == Mode::pass);
   CHECK(ping(proxy.port()) == 204);  // cut is not sticky
 
@@ -264,7 +265,7 @@ TEST_CASE("InfluxServer stop and start keep ports and data", "[support][.slow]")
   const auto port = server.port();
   server.stop();
   CHECK_FALSE(server.running());
-  CHECK_THROWS_AS(ping(port, 300ms), boost::system::system_error);
+  CHECK_THROWS_AS(ping(port), boost::system::system_error);  // refused
   server.start();
   CHECK(server.port() == port);
   CHECK(server.series_values("restart", "SELECT v FROM m").size() == 1);
