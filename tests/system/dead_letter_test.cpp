@@ -40,8 +40,8 @@ TEST_CASE("a poisoned pipeline beside a healthy one: dead letters, then replay",
   CHECK(wait_until([&] { return window_totals(influx, "healthy").sum == healthy_sum; },
                    hang_guard(), 100ms));
   const bool dead_lettered = wait_until(
-      [&] { return daemon.log_text().find("moved to dead letters") != std::string::npos; }, 10s,
-      100ms);
+      [&] { return daemon.log_text().find("moved to dead letters") != std::string::npos; },
+      hang_guard(), 100ms);
   INFO(daemon.log_text());
   REQUIRE(dead_lettered);
   CHECK(daemon.log_text().find("field type conflict") != std::string::npos);
