@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <charconv>
+#include <cstring>
 #include <system_error>
 
 // Where this parser is stricter than InfluxDB 1.x's code (models/points.go), which accepts:
@@ -140,12 +142,92 @@ bool is_underflow(std::string_view token) {
   return magnitude + exponent < 0;
 }
 
+// Eight ASCII digits at `p` as their value, or false: SWAR over one 64-bit load (the technique
+// of simdjson and fast_float), so a 19-digit nanosecond timestamp costs 3 steps, not 19.
+bool read_eight_digits(const char* p, std::uint64_t& out) {
+  std::uint64_t chunk = 0;
+  std::memcpy(&chunk, p, sizeof chunk);
+  if constexpr (std::endian::native != std::endian::little) {
+    chunk = __builtin_bswap64(chunk);
+  }
+  // Each byte in '0'..'9' iff neither byte + 0x46 nor byte - 0x30 sets its top bit.
+  if (((chunk + 0x4646464646464646) | (chunk - 0x3030303030303030)) & 0x8080808080808080) {
+    return false;
+  }
+  chunk -= 0x3030303030303030;
+  chunk = chunk * 10 + (chunk >> 8);  // pairs of digits
+  constexpr std::uint64_t kMask = 0x000000FF000000FF;
+  constexpr std::uint64_t kMul1 = 0x000F424000000064;  // 100 + (1000000 << 32)
+  constexpr std::uint64_t kMul2 = 0x0000271000000001;  // 1 + (10000 << 32)
+  out = (((chunk & kMask) * kMul1) + (((chunk >> 16) & kMask) * kMul2)) >> 32;
+  return true;
+}
+
+// The common case without from_chars: -?[0-9]{1,19} within int64 (19 digits never overflow the
+// uint64 they are summed in). Anything else is left to from_chars, which names the error.
+bool read_short_int64(const char* first, const char* last, std::int64_t& out) {
+  const bool negative = first < last && *first == '-';
+  first += negative ? 1 : 0;
+  if (first == last || last - first > 19) return false;
+  std::uint64_t magnitude = 0;
+  const char* p = first;
+  for (std::uint64_t eight = 0; last - p >= 8; p += 8) {
+    if (!read_eight_digits(p, eight)) return false;
+    magnitude = magnitude * 100000000 + eight;
+  }
+  for (; p < last; ++p) {
+    const auto digit = static_cast<unsigned char>(*p - '0');
+    if (digit > 9) return false;
+    magnitude = magnitude * 10 + digit;
+  }
+  constexpr std::uint64_t kMaxMagnitude = std::uint64_t{1} << 63;  // of INT64_MIN
+  if (magnitude > kMaxMagnitude - (negative ? 0 : 1)) return false;
+  // Negated as unsigned, so INT64_MIN's magnitude wraps to INT64_MIN instead of overflowing.
+  out = static_cast<std::int64_t>(negative ? 0 - magnitude : magnitude);
+  return true;
+}
+
+// -?digits[.digits] with at most 15 digits in all: the digits make an integer below 2^53 and
+// the divisor is a power of ten below 2^53, both exact doubles, so their IEEE quotient is the
+// correctly rounded value from_chars would give (Clinger's fast path), in a few cycles.
+bool read_short_decimal(const char* first, const char* last, double& out) {
+  static constexpr double kPowersOfTen[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                            1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+  const bool negative = first < last && *first == '-';
+  const char* p = first + (negative ? 1 : 0);
+  std::uint64_t mantissa = 0;
+  int digits = 0;
+  int fraction_digits = -1;  // -1: no '.' seen
+  for (; p < last; ++p) {
+    const auto digit = static_cast<unsigned char>(*p - '0');
+    if (digit <= 9) {
+      if (++digits > 15) return false;
+      mantissa = mantissa * 10 + digit;
+      if (fraction_digits >= 0) ++fraction_digits;
+    } else if (*p == '.' && fraction_digits < 0) {
+      fraction_digits = 0;
+    } else {
+      return false;
+    }
+  }
+  // A '.' needs a digit on some side ("." and "-." are no numbers): from_chars decides those.
+  if (digits == 0) return false;
+  const double magnitude =
+      static_cast<double>(mantissa) / kPowersOfTen[fraction_digits > 0 ? fraction_digits : 0];
+  out = negative ? -magnitude : magnitude;
+  return true;
+}
+
 // An unquoted value starting with a digit, '.', '-' or 'n'/'N' (InfluxDB's number start).
 ParseError read_number(std::string_view token, ParsedField& field) {
   const char* const first = token.data();
   const char* const last = first + token.size();
   const char suffix = token.back();
   if (suffix == 'i') {
+    if (read_short_int64(first, last - 1, field.i)) {
+      field.type = ParsedField::Type::integer;
+      return ParseError::none;
+    }
     const auto [end, ec] = std::from_chars(first, last - 1, field.i);
     if (end != last - 1 || ec == std::errc::invalid_argument) return ParseError::invalid_number;
     if (ec == std::errc::result_out_of_range) return ParseError::number_out_of_range;
@@ -158,6 +240,10 @@ ParseError read_number(std::string_view token, ParsedField& field) {
     if (end != last - 1 || ec == std::errc::invalid_argument) return ParseError::invalid_number;
     if (ec == std::errc::result_out_of_range) return ParseError::number_out_of_range;
     field.type = ParsedField::Type::unsigned_integer;
+    return ParseError::none;
+  }
+  if (read_short_decimal(first, last, field.f)) {
+    field.type = ParsedField::Type::floating;
     return ParseError::none;
   }
   // from_chars also reads "inf", "nan" and "infinity", which line protocol has not.
@@ -334,12 +420,14 @@ ParseResult LineProtocolParser::parse(std::string_view line, ParsedLine& out) {
     const char* const token = p;
     while (p < last && *p != ' ') ++p;
     std::int64_t timestamp = 0;
-    const auto [end, ec] = std::from_chars(token, p, timestamp);
-    if (end != p || ec == std::errc::invalid_argument) {
-      return fail(ParseError::invalid_timestamp, token);
-    }
-    if (ec == std::errc::result_out_of_range) {
-      return fail(ParseError::timestamp_out_of_range, token);
+    if (!read_short_int64(token, p, timestamp)) {
+      const auto [end, ec] = std::from_chars(token, p, timestamp);
+      if (end != p || ec == std::errc::invalid_argument) {
+        return fail(ParseError::invalid_timestamp, token);
+      }
+      if (ec == std::errc::result_out_of_range) {
+        return fail(ParseError::timestamp_out_of_range, token);
+      }
     }
     while (p < last && *p == ' ') ++p;
     if (p < last) return fail(ParseError::trailing_characters, p);
@@ -383,14 +471,20 @@ ParseResult LineProtocolParser::check_duplicates(ParsedLine& out) {
     into.key = key;
   };
   if (field_count <= kPairwiseLimit) {
+    // Repeats are rare: look first, compact only when there is one.
+    bool repeated = false;
+    for (std::size_t j = 1; j < field_count && !repeated; ++j) {
+      for (std::size_t i = 0; i < j && !repeated; ++i) repeated = fields[i].key == fields[j].key;
+    }
+    if (!repeated) return {};
     std::size_t kept = 0;
     for (std::size_t j = 0; j < field_count; ++j) {
       std::size_t i = 0;
       while (i < kept && fields[i].key != fields[j].key) ++i;
       if (i < kept) {
         take_value(fields[i], fields[j]);
-      } else {
-        fields[kept++] = fields[j];
+      } else if (kept++ != j) {
+        fields[kept - 1] = fields[j];
       }
     }
     fields.resize(kept);

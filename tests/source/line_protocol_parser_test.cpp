@@ -725,3 +725,74 @@ TEST_CASE("line protocol parser: reads back what sink::append_point writes",
   }
   CHECK(parsed.timestamp == timestamp);
 }
+
+TEST_CASE("line protocol parser: numbers read exactly as from_chars reads them",
+          "[line_protocol_parser]") {
+  // The parser sums short integers and short decimals itself; every value must still be the
+  // one std::from_chars gives (correctly rounded), and out-of-range ones must stay errors.
+  std::mt19937_64 random(20240601);
+  const auto digits = [&random](std::size_t count) {
+    std::string text;
+    for (std::size_t i = 0; i < count; ++i) text += static_cast<char>('0' + random() % 10);
+    return text;
+  };
+  LineProtocolParser parser;
+  ParsedLine parsed;
+  for (int n = 0; n < 20000; ++n) {
+    const std::string sign = random() % 2 ? "-" : "";
+    const std::string whole = digits(random() % 21);
+    const std::string fraction = random() % 2 ? "." + digits(random() % 12) : "";
+    const std::string number = sign + whole + fraction;
+    CAPTURE(number);
+
+    double expected_float = 0;
+    const auto f = std::from_chars(number.data(), number.data() + number.size(), expected_float);
+    const ParseResult float_result = parser.parse("m f=" + number, parsed);
+    REQUIRE(float_result.ok() == (f.ec == std::errc{} && f.ptr == number.data() + number.size()));
+    if (float_result.ok()) {
+      CHECK(parsed.fields[0].f == expected_float);
+      CHECK(std::signbit(parsed.fields[0].f) == std::signbit(expected_float));
+    }
+
+    const std::string integer = sign + whole;
+    std::int64_t expected_int = 0;
+    const auto i = std::from_chars(integer.data(), integer.data() + integer.size(), expected_int);
+    const ParseResult int_result = parser.parse("m i=" + integer + "i", parsed);
+    const ParseResult time_result = parser.parse("m i=1 " + integer, parsed);
+    if (i.ec == std::errc{} && i.ptr == integer.data() + integer.size()) {
+      REQUIRE(int_result.ok());
+      REQUIRE(time_result.ok());
+      CHECK(parsed.timestamp == expected_int);
+      REQUIRE(parser.parse("m i=" + integer + "i", parsed).ok());
+      CHECK(parsed.fields[0].i == expected_int);
+    } else if (i.ec == std::errc::result_out_of_range) {
+      CHECK(int_result.error == ParseError::number_out_of_range);
+      CHECK(time_result.error == ParseError::timestamp_out_of_range);
+    } else if (!integer.empty()) {
+      CHECK(int_result.error == ParseError::invalid_number);
+      CHECK(time_result.error == ParseError::invalid_timestamp);
+    }
+  }
+}
+
+TEST_CASE("line protocol parser: a non-digit anywhere in a long number is refused",
+          "[line_protocol_parser]") {
+  // Long numbers are read eight bytes at a time; every byte value at every position must still
+  // be checked, in integers and timestamps alike.
+  LineProtocolParser parser;
+  ParsedLine parsed;
+  const std::string digits = "1234567890123456789";
+  for (std::size_t at = 1; at < digits.size(); ++at) {  // the first byte picks the type
+    for (int byte = 0; byte < 256; ++byte) {
+      if ((byte >= '0' && byte <= '9') || byte == ' ' || byte == ',' || byte == '\n' ||
+          byte == '\r') {
+        continue;
+      }
+      std::string number = digits;
+      number[at] = static_cast<char>(byte);
+      CAPTURE(at, byte);
+      CHECK(parser.parse("m v=1 " + number, parsed).error == ParseError::invalid_timestamp);
+      CHECK(parser.parse("m v=" + number + "i", parsed).error == ParseError::invalid_number);
+    }
+  }
+}
