@@ -64,7 +64,7 @@ TEST_CASE("hostile clients cannot take the daemon down or its memory up", "[syst
   std::vector<std::thread> clients;
   // 16 MiB without a newline, then a value on its own line: only the value counts.
   clients.emplace_back([&] {
-    TcpFeeder feeder(spec.listen_port, 30s);
+    TcpFeeder feeder(spec.listen_port);
     const std::string chunk(1 << 20, '7');
     for (int i = 0; i < 16; ++i) feeder.send(chunk);
     feeder.send("\n5\n");
@@ -79,13 +79,13 @@ TEST_CASE("hostile clients cannot take the daemon down or its memory up", "[syst
       c = static_cast<char>(random() & 0xff);
       if (c >= '0' && c <= '9') c = 'x';
     }
-    TcpFeeder feeder(spec.listen_port, 30s);
+    TcpFeeder feeder(spec.listen_port);
     feeder.send(noise);
     feeder.close();
   });
   // A slow drip: one byte every 10 ms.
   clients.emplace_back([&] {
-    TcpFeeder feeder(spec.listen_port, 30s);
+    TcpFeeder feeder(spec.listen_port);
     for (char c : std::string("12345\n")) {
       feeder.send(std::string_view(&c, 1));
       std::this_thread::sleep_for(10ms);
