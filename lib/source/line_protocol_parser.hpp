@@ -26,7 +26,8 @@
 //
 // Views (measurement, tag keys/values, field keys, string values) point into `line` when nothing
 // in them was escaped and into a buffer owned by the parser otherwise: they stay valid until the
-// next parse() on the same parser and while `line` lives. One pass over the line; no recursion;
+// next parse() on the same parser and while `line` lives. One forward scan (a value's bytes are
+// read once more to convert them, exactly: the result is what std::from_chars gives); no recursion;
 // memory in use is bounded by the line (reused between lines, so a parser and ParsedLine reused
 // for lines no longer than before allocate nothing); never throws on any input (only
 // std::bad_alloc). Pure code, no I/O; one parser per thread.
