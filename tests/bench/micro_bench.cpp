@@ -1,16 +1,19 @@
 // Micro-benchmarks of tumbled's hot paths, on the payload tumbled-bench sends (payload.hpp):
 // LineFramer::feed over 256 KiB reads (as TcpSource reads them), parse_line alone, the window
 // accumulation as Pipeline::accept_values does it (one window lookup per read) and per value, and
-// a window's point encoding (window_fields + sink::append_point).
+// a window's point encoding (window_fields + sink::append_point), and LineProtocolParser::parse
+// on typical InfluxDB lines, without and with escapes.
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 #include <vector>
 
 #include "payload.hpp"
 #include "sink/line_protocol.hpp"
 #include "source/line_framer.hpp"
+#include "source/line_protocol_parser.hpp"
 #include "window/tumbling_windows.hpp"
 
 namespace {
@@ -155,6 +158,59 @@ void BM_AppendPoint(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
 }
 BENCHMARK(BM_AppendPoint);
+
+// 4096 lines like a CDN exporter's, numbers varying; every `escaped_every`-th line (0: none)
+// has escaped names and a string field with escaped quotes, so it is unescaped into the
+// parser's buffer. One buffer with '\n' after each line, as a framer would hand them over.
+std::vector<std::string_view> line_protocol_lines(std::string& storage, int escaped_every) {
+  static const char* const isps[] = {"comcast", "verizon", "att", "cox"};
+  storage.clear();
+  std::vector<std::size_t> ends;
+  for (int i = 0; i < 4096; ++i) {
+    if (escaped_every > 0 && i % escaped_every == 0) {
+      storage += "cdn\\ edge,stream=s\\ " + std::to_string(100 + i % 900) + ",isp=" + isps[i % 4] +
+                 "\\,inc bytes=" + std::to_string(1000 + i * 37) +
+                 "i,rtt=" + std::to_string(i % 97) + "." + std::to_string(i % 10) +
+                 ",msg=\"a \\\"quoted\\\" word\" " + std::to_string(1700000000000000000 + i);
+    } else {
+      storage += "cdn,stream=s" + std::to_string(100 + i % 900) + ",isp=" + isps[i % 4] +
+                 " bytes=" + std::to_string(1000 + i * 37) + "i,rtt=" + std::to_string(i % 97) +
+                 "." + std::to_string(i % 10) + " " + std::to_string(1700000000000000000 + i);
+    }
+    ends.push_back(storage.size());
+    storage += '\n';
+  }
+  std::vector<std::string_view> lines;
+  std::size_t start = 0;
+  for (const std::size_t end : ends) {
+    lines.emplace_back(storage.data() + start, end - start);
+    start = end + 1;
+  }
+  return lines;
+}
+
+// One parser and one ParsedLine for all lines, as a connection would keep them: after the first
+// pass nothing is allocated. Arg: every how many lines one has escapes (0: none, 2: half).
+void BM_LineProtocolParse(benchmark::State& state) {
+  std::string storage;
+  const auto lines = line_protocol_lines(storage, static_cast<int>(state.range(0)));
+  source::LineProtocolParser parser;
+  source::ParsedLine parsed;
+  std::uint64_t fields = 0;
+  std::size_t bytes = 0;
+  for (const auto line : lines) bytes += line.size() + 1;
+  for (auto _ : state) {
+    for (const auto line : lines) {
+      if (parser.parse(line, parsed).ok()) fields += parsed.fields.size();
+      benchmark::DoNotOptimize(parsed);
+    }
+  }
+  if (fields == 0) state.SkipWithError("no line parsed");
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * bytes));
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * lines.size()));
+  state.SetLabel(std::string(lines[0]));
+}
+BENCHMARK(BM_LineProtocolParse)->Arg(0)->Arg(2);
 
 }  // namespace
 
