@@ -34,7 +34,7 @@ Pipeline::Pipeline(asio::io_context& io, const config::PipelineConfig& settings,
           settings.idle_timeout,
           [this](std::span<const std::int64_t> values) { accept_values(values); }, log_.tcp),
       writer_(
-          io.get_executor(), settings.influx, queue_,
+          io.get_executor(), settings_.influx, queue_,
           [this](const sink::PointQueue::Batch& batch, const std::string& error) {
             return store_dead_letter(batch, error);
           },
@@ -64,15 +64,22 @@ void Pipeline::start() {
 }
 
 void Pipeline::spawn(asio::awaitable<void> task, const char* what) {
-  asio::co_spawn(io_, std::move(task),
-                 [log = log_.window, what, name = settings_.name](std::exception_ptr error) {
-                   if (!error) return;
-                   try {
-                     std::rethrow_exception(error);
-                   } catch (const std::exception& e) {
-                     log->critical("pipeline {}: {} failed: {}", name, what, e.what());
-                   }
-                 });
+  ++tasks_running_;
+  // `this` is safe here: shutdown() waits for every task to end before the pipeline may go away.
+  asio::co_spawn(io_, std::move(task), [this, what](std::exception_ptr error) {
+    --tasks_running_;
+    if (!error) return;
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      log_.window->critical("pipeline {}: {} failed: {}", settings_.name, what, e.what());
+    }
+  });
+}
+
+void Pipeline::set_checkpoint_interval(milliseconds interval) {
+  checkpoint_interval_ = interval;
+  checkpoint_timer_.cancel();  // the loop checkpoints once and waits with the new interval
 }
 
 void Pipeline::accept_values(std::span<const std::int64_t> values) {
@@ -270,6 +277,16 @@ asio::awaitable<void> Pipeline::shutdown(milliseconds flush_timeout) {
   }
   writer_.stop();
   checkpoint();
+
+  // Wait until every coroutine of this pipeline has ended, so that the caller may destroy it
+  // (a reload does). The writer's request ends when stop() closes its connection, the loops at
+  // their cancelled timers; stop() is repeated for a connection whose handler had been queued
+  // but had not registered itself yet when the source first stopped.
+  while (tasks_running_ > 0 || source_.counters().connections_open > 0) {
+    source_.stop();
+    poll.expires_after(milliseconds(10));
+    co_await poll.async_wait(use_tuple);
+  }
 
   const auto& lines = source_.counters().lines;
   const auto& sink = writer_.counters();

@@ -6,7 +6,10 @@
 // durable before InfluxDB can see it), the periodic checkpoint, and the batch writer.
 // shutdown() stops accepting, checkpoints, tries to flush every waiting point for at most
 // `flush_timeout`, checkpoints again and returns; open windows stay in the store for the next
-// start. Backpressure: while `buffer.max_points` points wait (when_full: block) or while
+// start. When shutdown() returns, every coroutine of the pipeline has ended (connections too), so
+// the pipeline may be destroyed while the daemon goes on: a reload replaces pipelines this way.
+// The pipeline keeps its own copy of its settings, independent of the Config it came from.
+// Backpressure: while `buffer.max_points` points wait (when_full: block) or while
 // checkpoints fail, the source stops reading its sockets, so senders are slowed by TCP itself
 // and nothing accepted is lost; with when_full: drop_oldest the oldest point is dropped and
 // counted instead. Everything runs on one thread: no locks.
@@ -50,10 +53,16 @@ class Pipeline {
            std::chrono::milliseconds checkpoint_interval, store::CheckpointStore& store,
            Loggers loggers, sink::Clock clock);
 
+  // Throws (cannot bind, corrupt state) before any coroutine starts: the pipeline may then be
+  // destroyed at once.
   void start();
+  // Call at most once, after start().
   boost::asio::awaitable<void> shutdown(std::chrono::milliseconds flush_timeout);
+  // Takes effect at once (the next checkpoint is due after `interval` from now).
+  void set_checkpoint_interval(std::chrono::milliseconds interval);
 
   const config::PipelineConfig& settings() const { return settings_; }
+  std::size_t open_windows() const { return windows_.open_windows().size(); }
   config::Endpoint listening_on() const { return source_.local_endpoint(); }
   std::size_t points_waiting() const { return queue_.size(); }
   // Counters and gauges of this moment, for /metrics and /ready.
@@ -71,7 +80,7 @@ class Pipeline {
   void apply_backpressure();
 
   boost::asio::io_context& io_;
-  const config::PipelineConfig& settings_;
+  const config::PipelineConfig settings_;  // a copy: a reload replaces the daemon's Config
   std::chrono::milliseconds checkpoint_interval_;
   store::CheckpointStore& store_;
   Loggers log_;
@@ -86,6 +95,7 @@ class Pipeline {
   boost::asio::steady_timer checkpoint_timer_;
   bool started_ = false;
   bool stopping_ = false;
+  std::size_t tasks_running_ = 0;  // coroutines started by spawn() that have not ended
   sink::TimeMs started_at_ = 0;
   WindowCounters counters_;
   double last_checkpoint_seconds_ = 0;
