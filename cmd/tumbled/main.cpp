@@ -1,7 +1,7 @@
 // tumbled: sums integers received over TCP in tumbling windows and writes them to InfluxDB.
 //
-// Exit codes: 0 success (also after a graceful stop), 1 runtime failure at startup (cannot bind,
-// cannot open the state store), 64 bad command line, 78 invalid configuration.
+// Exit codes: 0 success (also after a graceful stop), 1 runtime failure (cannot bind at startup,
+// cannot open or read the state store), 64 bad command line, 78 invalid configuration.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
@@ -94,8 +94,17 @@ int run_deadletter(const Options& options, const config::Config& cfg) {
     std::cerr << "tumbled: " << e.what() << "\n";
     return kExitRuntime;
   }
+  std::vector<store::DeadLetter> all;
+  try {
+    all = store->dead_letters();
+  } catch (const std::exception& e) {
+    // A record that does not decode: say which store, and change nothing.
+    std::cerr << "tumbled: cannot read the dead letters in " << cfg.state_dir << ": " << e.what()
+              << (replay ? "; nothing was requeued" : "") << "\n";
+    return kExitRuntime;
+  }
   std::size_t letters = 0, points = 0;
-  for (const auto& letter : store->dead_letters()) {
+  for (const auto& letter : all) {
     if (!options.pipeline.empty() && letter.pipeline != options.pipeline) continue;
     const auto count =
         static_cast<std::size_t>(std::count(letter.body.begin(), letter.body.end(), '\n'));

@@ -7,8 +7,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <rocksdb/db.h>
+
 #include <csignal>
 #include <fstream>
+#include <memory>
 
 #include "support/process.hpp"
 #include "support/tcp_feed.hpp"
@@ -135,4 +138,39 @@ TEST_CASE("insecure_skip_verify is warned about by --check-config and at startup
   CHECK(log.find("writing to https://127.0.0.1:1 db=telemetry") != std::string::npos);
   daemon.signal(SIGTERM);
   CHECK(daemon.wait_for(hang_guard()) == 0);
+}
+
+TEST_CASE("deadletter list and replay report a corrupt record and exit 1", "[system][cli]") {
+  TempDir dir;
+  const auto state = (dir.path() / "state").string();
+  {
+    // A state store whose dead_letters column family holds a record too short to decode: a
+    // well-formed key (lib/store/checkpoint_store.cpp: pipeline, '\0', 'd', 8-byte sequence
+    // number) with a 3-byte value where at least 16 bytes are due.
+    rocksdb::Options options;
+    options.create_if_missing = true;
+    options.create_missing_column_families = true;
+    std::vector<rocksdb::ColumnFamilyDescriptor> families{
+        {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions(options)},
+        {"dead_letters", rocksdb::ColumnFamilyOptions(options)}};
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    REQUIRE(rocksdb::DB::Open(rocksdb::DBOptions(options), state, families, &handles, &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    const std::string key("a\0d\0\0\0\0\0\0\0\1", 11);
+    CHECK(db->Put(rocksdb::WriteOptions(), handles[1], key, "bad").ok());
+    for (auto* handle : handles) CHECK(db->DestroyColumnFamilyHandle(handle).ok());
+    CHECK(db->Close().ok());
+  }
+  const auto config =
+      write(dir, "tumbled.yaml", "state: {dir: " + state + "}\npipelines:\n  - name: a\n");
+  const auto list = run_tumbled(dir, {"deadletter", "list", "--config", config});
+  INFO(list.output);
+  CHECK(list.code == 1);
+  CHECK(list.output.find("tumbled: cannot read the dead letters in " + state +
+                         ": corrupt dead letter in state store") != std::string::npos);
+  const auto replay = run_tumbled(dir, {"deadletter", "replay", "--config", config});
+  INFO(replay.output);
+  CHECK(replay.code == 1);
+  CHECK(replay.output.find("nothing was requeued") != std::string::npos);
 }
