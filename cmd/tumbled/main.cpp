@@ -2,17 +2,18 @@
 //
 // Exit codes: 0 success (also after a graceful stop), 1 runtime failure (cannot bind at startup,
 // cannot open or read the state store), 64 bad command line, 78 invalid configuration.
+// Signals and what they do: daemon.hpp.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -21,6 +22,7 @@
 #include <string_view>
 
 #include "config/config.hpp"
+#include "daemon.hpp"
 #include "http/http_server.hpp"
 #include "log/json_log.hpp"
 #include "pipeline/pipeline.hpp"
@@ -58,8 +60,18 @@ Dead letters (points InfluxDB refused for good, kept in the state store):
   deadletter replay   put them back in their pipelines' queues, to be sent at the
                       next start (after fixing the cause); tumbled must be stopped
 
-Signals: SIGTERM or SIGINT stop gracefully (stop accepting, checkpoint, flush
-for at most shutdown_timeout, exit 0); a second signal exits at once.
+Signals (each one is logged with what tumbled does about it):
+  SIGTERM, SIGINT  stop gracefully: stop accepting, checkpoint, flush for at
+                   most shutdown_timeout, exit 0; a second one exits at once
+  SIGHUP           reload --config PATH: an invalid file changes nothing;
+                   unchanged pipelines run on with their connections; changed
+                   and removed ones stop gracefully, changed and added ones
+                   start with their stored state; log.level,
+                   state.checkpoint_interval and shutdown_timeout apply at
+                   once; state.dir, http.listen and log.format need a restart
+  SIGUSR1          log one status line per pipeline (connections, open
+                   windows, points waiting, last write to InfluxDB)
+  SIGPIPE          ignored (a failed write is handled where it happens)
 
 Exit codes: 0 ok, 1 startup failure (address in use, state store), 64 bad
 command line, 78 invalid configuration.
@@ -155,15 +167,6 @@ std::shared_ptr<spdlog::logger> make_root_logger(const std::string& level,
   return logger;
 }
 
-std::string aggregates_text(const config::PipelineConfig& p) {
-  std::string text;
-  for (auto a : p.aggregates) {
-    if (!text.empty()) text += ',';
-    text += config::to_string(a);
-  }
-  return text;
-}
-
 // Each connection is a file descriptor: allow as many as the hard limit does, so that
 // max_connections, not a default soft limit of 1024, is what caps them.
 void raise_open_file_limit(spdlog::logger& log) {
@@ -176,12 +179,27 @@ void raise_open_file_limit(spdlog::logger& log) {
   }
 }
 
-int run(const config::Config& cfg) {
+int run(const std::string& config_path, const config::Config& cfg) {
+  // Until the signal set below takes SIGPIPE over, and after it lets go: a log line written to a
+  // pipe whose reader went away must fail, not kill the daemon.
+  std::signal(SIGPIPE, SIG_IGN);
   auto log = make_root_logger(cfg.log_level, cfg.log_format);
   raise_open_file_limit(*log);
   for (const auto& warning : config::warnings(cfg)) log->warn("{}", warning);
   const pipeline::Loggers loggers{log->clone("tcp"), log->clone("window"), log->clone("influx"),
                                   log->clone("store")};
+  auto systemd_log = log->clone("systemd");
+  auto http_log = log->clone("http");
+
+  // The io_context outlives the pipelines: coroutine frames it still holds at exit never touch
+  // them.
+  asio::io_context io;
+  // Before anything slow: a signal that arrives during startup waits for the loop instead of
+  // killing the daemon (SIGHUP's default action) half-started.
+  asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
+  signals.add(SIGUSR1);
+  signals.add(SIGPIPE);
+
   std::unique_ptr<store::CheckpointStore> store;
   try {
     store = store::CheckpointStore::open(cfg.state_dir);
@@ -190,30 +208,18 @@ int run(const config::Config& cfg) {
     return kExitRuntime;
   }
 
-  // The io_context outlives the pipelines: coroutine frames it still holds at exit never touch
-  // them.
-  asio::io_context io;
-  SystemdNotifier systemd(io, log->clone("systemd"));
+  SystemdNotifier systemd(io, systemd_log);
   const auto wall_clock = [] {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
                std::chrono::system_clock::now().time_since_epoch())
         .count();
   };
-  std::vector<std::unique_ptr<pipeline::Pipeline>> pipelines;
+  Daemon daemon(
+      io, signals, config_path, cfg, *store, loggers,
+      {log, loggers.tcp, loggers.window, loggers.influx, loggers.store, systemd_log, http_log}, log,
+      systemd, wall_clock);
   try {
-    for (const auto& p : cfg.pipelines) {
-      pipelines.push_back(std::make_unique<pipeline::Pipeline>(io, p, cfg.checkpoint_interval,
-                                                               *store, loggers, wall_clock));
-      pipelines.back()->start();
-      const auto& sink = p.influx;
-      log->info(
-          "pipeline {}: listening on {}, {} windows of [{}], writing to {} "
-          "in batches of {} or every {}",
-          p.name, pipelines.back()->listening_on().to_string(),
-          config::format_duration(p.window_size), aggregates_text(p),
-          tumbled::sink::describe_destination(sink), sink.batch_size,
-          config::format_duration(sink.batch_interval));
-    }
+    daemon.start_pipelines();
   } catch (const std::exception& e) {
     log->critical("{}", e.what());
     return kExitRuntime;
@@ -222,54 +228,37 @@ int run(const config::Config& cfg) {
   // answering (/ready: not ready) while they stop.
   std::optional<http::HttpServer> http_server;
   if (cfg.http_listen) {
-    std::vector<const pipeline::Pipeline*> observed;
-    for (const auto& p : pipelines) observed.push_back(p.get());
-    http_server.emplace(io.get_executor(), *cfg.http_listen, std::move(observed),
-                        log->clone("http"));
+    http_server.emplace(io.get_executor(), *cfg.http_listen, daemon.pipelines(), http_log);
     try {
       http_server->listen();
     } catch (const std::exception& e) {
       log->critical("{}", e.what());
       return kExitRuntime;
     }
-    asio::co_spawn(io, http_server->run(), [&log](std::exception_ptr error) {
-      if (error) log->critical("the HTTP server failed; /metrics, /health and /ready are gone");
-    });
+    spawn_logged(io, http_server->run(), log,
+                 "the HTTP server (/metrics, /health and /ready are gone)");
     log->info("serving /metrics, /health and /ready on http://{}",
               http_server->local_endpoint().to_string());
   }
+  // A reload replaces pipelines: the HTTP server learns of it before any is destroyed.
+  daemon.on_pipelines_changed([&](std::vector<const pipeline::Pipeline*> alive) {
+    if (http_server) http_server->set_pipelines(std::move(alive));
+  });
   log->info("tumbled {} started: {} pipelines, state in {}, checkpoint every {}", TUMBLED_VERSION,
-            pipelines.size(), cfg.state_dir, config::format_duration(cfg.checkpoint_interval));
-  systemd.ready("running " + std::to_string(pipelines.size()) + " pipelines");
+            daemon.pipelines().size(), cfg.state_dir,
+            config::format_duration(cfg.checkpoint_interval));
+  systemd.ready("running " + std::to_string(daemon.pipelines().size()) + " pipelines");
 
-  asio::signal_set signals(io, SIGINT, SIGTERM);
-  std::size_t running = pipelines.size();
-  bool stopping = false;
-  std::function<void(const boost::system::error_code&, int)> on_signal =
-      [&](const boost::system::error_code& ec, int signal) {
-        if (ec) return;
-        if (stopping) {
-          log->warn("second signal {}: exiting without waiting for the flush", signal);
-          io.stop();
-          return;
-        }
-        stopping = true;
-        systemd.stopping("stopping: flushing for at most " +
-                         config::format_duration(cfg.shutdown_timeout));
-        log->info("signal {}: stopping (flushing for at most {})", signal,
-                  config::format_duration(cfg.shutdown_timeout));
-        signals.async_wait(on_signal);
-        for (auto& p : pipelines) {
-          asio::co_spawn(io, p->shutdown(cfg.shutdown_timeout), [&](std::exception_ptr error) {
-            if (error) log->error("a pipeline failed while stopping");
-            if (--running == 0) io.stop();
-          });
-        }
-      };
-  signals.async_wait(on_signal);
+  daemon.run_signals();
   io.run();
+  // Leaving the signal set restores the default actions; SIGPIPE must stay ignored for the last
+  // log lines, SIGHUP and SIGUSR1 must not kill a daemon that has already stopped cleanly.
+  signals.clear();
+  std::signal(SIGPIPE, SIG_IGN);
+  std::signal(SIGHUP, SIG_IGN);
+  std::signal(SIGUSR1, SIG_IGN);
   log->info("tumbled stopped");
-  return 0;
+  return daemon.exit_code();
 }
 
 }  // namespace
@@ -337,5 +326,5 @@ int main(int argc, char** argv) {
     std::cout << config::to_yaml(cfg);
     return 0;
   }
-  return run(cfg);
+  return run(options.config_path, cfg);
 }

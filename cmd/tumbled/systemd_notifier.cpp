@@ -8,6 +8,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <exception>
 
 namespace tumbled {
@@ -49,6 +50,15 @@ void SystemdNotifier::ready(const std::string& status) {
 void SystemdNotifier::stopping(const std::string& status) {
   if (!enabled_) return;
   send("STOPPING=1\nSTATUS=" + status);
+}
+
+void SystemdNotifier::reloading(const std::string& status) {
+  if (!enabled_) return;
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  const auto usec = static_cast<std::uint64_t>(now.tv_sec) * 1'000'000 +
+                    static_cast<std::uint64_t>(now.tv_nsec) / 1000;
+  send("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(usec) + "\nSTATUS=" + status);
 }
 
 void SystemdNotifier::send(const std::string& message) {

@@ -1,7 +1,8 @@
 // SystemdNotifier: tells systemd (Type=notify, see deploy/tumbled.service) how the daemon is doing.
 //
 // ready() sends READY=1 once every pipeline listens, stopping() sends STOPPING=1 when a stop signal
-// arrives, both with a STATUS= line for `systemctl status`. When systemd asks for a watchdog
+// arrives, reloading() sends RELOADING=1 when SIGHUP starts a reload (ready() again ends it), all
+// with a STATUS= line for `systemctl status`. When systemd asks for a watchdog
 // (WatchdogSec=, i.e. sd_watchdog_enabled(): WATCHDOG_USEC set and WATCHDOG_PID unset or ours),
 // ready() also starts a coroutine on the daemon's io_context that sends WATCHDOG=1 every half of
 // the timeout: the pings come from the same loop that moves the data, so a loop that hangs stops
@@ -35,6 +36,9 @@ class SystemdNotifier {
   // STOPPING=1 and STATUS=<status>. The pings go on until the loop stops: a flush that hangs the
   // loop is then caught by the watchdog too, a slow one by TimeoutStopSec.
   void stopping(const std::string& status);
+  // RELOADING=1, MONOTONIC_USEC=<now> (systemd needs it to tell this reload from an older one)
+  // and STATUS=<status>. Call ready() when the reload is over, whatever its outcome.
+  void reloading(const std::string& status);
 
   bool enabled() const { return enabled_; }
   // Zero when systemd does not expect watchdog pings.

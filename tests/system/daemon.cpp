@@ -15,7 +15,7 @@ void Daemon::write_config() const {
       << (http_port_ ? "127.0.0.1:" + std::to_string(http_port_) : std::string("\"\"")) << "}\n"
       << "state: {dir: " << (dir_.path() / "state").string()
       << ", checkpoint_interval: " << checkpoint_interval_ << "}\n"
-      << "shutdown_timeout: 3s\n"
+      << "shutdown_timeout: " << shutdown_timeout_ << "\n"
       << "pipelines:\n";
   for (const auto& p : pipelines_) {
     out << "  - name: " << p.name << "\n"
@@ -24,7 +24,8 @@ void Daemon::write_config() const {
         << ", idle_timeout: " << p.idle_timeout << "}}\n"
         << "    buffer: " << p.buffer << "\n"
         << "    window: {size: " << p.window << ", aggregates: " << p.aggregates << "}\n"
-        << "    point: {measurement: " << p.name << ", tags: {window: " << p.window << "}}\n"
+        << "    point: {measurement: " << p.name
+        << ", tags: " << (p.tags.empty() ? "{window: " + p.window + "}" : p.tags) << "}\n"
         << "    sink:\n      influxdb:\n"
         << "        url: http://127.0.0.1:" << p.influx_port << "\n"
         << "        database: " << p.database << "\n"
@@ -79,6 +80,43 @@ std::pair<int, std::string> Daemon::run_command(std::vector<std::string> args) {
   ChildProcess command(args, dir_.path() / ("command-" + std::to_string(++commands_) + ".log"));
   const auto code = command.wait_for(hang_guard());
   return {code.value_or(-1), command.log_text()};
+}
+
+int Daemon::wait_for_exit(std::chrono::milliseconds timeout) {
+  const auto code = process_->wait_for(timeout);
+  if (!code) throw std::runtime_error("tumbled did not exit; log:\n" + log_text());
+  return *code;
+}
+
+void Daemon::signal(int signo) {
+  if (!process_) throw std::logic_error("signal() before start()");
+  process_->signal(signo);
+}
+
+void Daemon::reconfigure(std::vector<PipelineSpec> pipelines) {
+  pipelines_ = std::move(pipelines);
+  write_config();
+}
+
+void Daemon::write_config_text(const std::string& yaml) const {
+  std::ofstream out(config_path());
+  out << yaml;
+  if (!out) throw std::runtime_error("cannot write " + config_path());
+}
+
+std::size_t Daemon::log_count(const std::string& text) const {
+  const std::string log = log_text();
+  std::size_t count = 0;
+  for (auto at = log.find(text); at != std::string::npos; at = log.find(text, at + text.size())) {
+    ++count;
+  }
+  return count;
+}
+
+bool Daemon::wait_for_log(const std::string& text, std::size_t times,
+                          std::chrono::milliseconds timeout) {
+  return wait_until([&] { return log_count(text) >= times || !process_->running(); }, timeout) &&
+         log_count(text) >= times;
 }
 
 void Daemon::kill() {

@@ -28,6 +28,7 @@ struct PipelineSpec {
   std::string idle_timeout = "5m";  // source.tcp.idle_timeout
   std::string buffer = "{max_points: 1000, when_full: block}";
   std::string database = "telemetry";
+  std::string tags;  // the points' tags as a YAML flow map; "" = {window: <window>}
 };
 
 class Daemon {
@@ -56,6 +57,24 @@ class Daemon {
   std::string log_text() const { return process_ ? process_->log_text() : std::string(); }
   const PipelineSpec& pipeline(std::size_t i = 0) const { return pipelines_.at(i); }
 
+  // shutdown_timeout from the next written config on ("3s" by default).
+  void set_shutdown_timeout(std::string timeout) { shutdown_timeout_ = std::move(timeout); }
+  // Waits for the daemon to exit by itself; its exit code (128+signal if it died of one).
+  int wait_for_exit(std::chrono::milliseconds timeout = hang_guard());
+  // Sends `signo` to the running daemon.
+  void signal(int signo);
+  bool running() { return process_ && process_->running(); }
+  // Replaces the pipelines and rewrites the config file now (for a SIGHUP, or before a start()).
+  void reconfigure(std::vector<PipelineSpec> pipelines);
+  // Overwrites the config file with `yaml` as it is (e.g. an invalid one); start() rewrites it.
+  void write_config_text(const std::string& yaml) const;
+  // How often `text` occurs in the current run's log.
+  std::size_t log_count(const std::string& text) const;
+  // Waits until `text` occurs at least `times` times in the log; false if the daemon exited or
+  // `timeout` (a hang guard, not a speed expectation) passed first.
+  bool wait_for_log(const std::string& text, std::size_t times = 1,
+                    std::chrono::milliseconds timeout = hang_guard());
+
  private:
   void write_config() const;
 
@@ -67,6 +86,7 @@ class Daemon {
   EnvVars env_;
   std::uint16_t http_port_ = 0;
   std::string log_format_ = "text";
+  std::string shutdown_timeout_ = "3s";
   std::optional<ChildProcess> process_;
 };
 
