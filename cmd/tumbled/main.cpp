@@ -250,7 +250,19 @@ int run(const std::string& config_path, const config::Config& cfg) {
   systemd.ready("running " + std::to_string(daemon.pipelines().size()) + " pipelines");
 
   daemon.run_signals();
-  io.run();
+  // Last line of defence: every connection's path catches its own errors, but a handler that
+  // throws anyway must not end the daemon. Asio lets run() go on after it propagates one.
+  for (std::uint64_t escaped = 1;; ++escaped) {
+    try {
+      io.run();
+      break;
+    } catch (const std::exception& e) {
+      log->critical("an event handler failed: {}; carrying on ({} such failures so far)",
+                    e.what(), escaped);
+    } catch (...) {
+      log->critical("an event handler failed; carrying on ({} such failures so far)", escaped);
+    }
+  }
   // Leaving the signal set restores the default actions; SIGPIPE must stay ignored for the last
   // log lines, SIGHUP and SIGUSR1 must not kill a daemon that has already stopped cleanly.
   signals.clear();

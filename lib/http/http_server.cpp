@@ -102,6 +102,7 @@ asio::awaitable<void> HttpServer::run() {
 }
 
 asio::awaitable<void> HttpServer::serve(tcp::socket socket) {
+  if (stopped_) co_return;  // accepted just before stop()
   beast::tcp_stream stream(std::move(socket));
   net::ConnectionTable::Entry& connection = connections_.add(stream.socket());
   RequestReader reader(limits_.request);

@@ -119,6 +119,9 @@ asio::awaitable<void> TcpSource::close_idle_connections() {
 }
 
 asio::awaitable<void> TcpSource::serve(tcp::socket socket) {
+  // Accepted just before stop(): its handler ran after stop() closed the others and must not
+  // read past the final checkpoint.
+  if (stopped_) co_return;
   const std::string peer = peer_of(socket);
   log_->debug("connection from {}", peer);
   net::ConnectionTable::Entry& connection = connections_.add(socket);

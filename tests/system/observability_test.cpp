@@ -147,8 +147,9 @@ TEST_CASE("/ready is 503 while InfluxDB is refused and 200 once it is back", "[s
   auto ready = get(port, "/ready");
   CHECK(ready.status == 503);
   CHECK(ready.body.find("records: not ready: nothing written yet and InfluxDB does not answer: "
-                        "ping 127.0.0.1:" +
-                        std::to_string(proxy.port()) + ": connect: Connection refused") == 0);
+                        "ping http://127.0.0.1:" +
+                        std::to_string(proxy.port()) + " db=telemetry: connect 127.0.0.1:" +
+                        std::to_string(proxy.port()) + ": Connection refused") == 0);
 
   // Windows close and their writes fail: still not ready, now for the write.
   send_all(spec.listen_port, "1\n2\n3\n");
