@@ -9,7 +9,7 @@
 #include <csignal>
 #include <cstdio>
 
-#include "reload_plan.hpp"
+#include "config/reload_plan.hpp"
 #include "sink/influx_writer.hpp"
 
 namespace tumbled {

@@ -5,7 +5,7 @@
 //   SIGTERM, SIGINT  stop gracefully: every pipeline stops accepting, checkpoints and flushes for
 //                    at most shutdown_timeout, then the io_context stops; a second one stops it
 //                    at once.
-//   SIGHUP           reload the configuration file (see reload_plan.hpp for what changes how):
+//   SIGHUP           reload the configuration file (see config/reload_plan.hpp for what changes how):
 //                    the file is loaded and validated first, and an invalid one changes nothing;
 //                    changed and removed pipelines are stopped as above (checkpointed, so their
 //                    open windows and unsent points wait in the state store), then changed and

@@ -1,4 +1,4 @@
-#include "reload_plan.hpp"
+#include "config/reload_plan.hpp"
 
 #include <algorithm>
 
