@@ -121,7 +121,7 @@ bool Daemon::wait_for_log(const std::string& text, std::size_t times,
 
 void Daemon::kill() {
   process_->signal(SIGKILL);
-  process_->wait_for(std::chrono::seconds(10));
+  process_->wait_for(hang_guard());  // SIGKILL cannot be ignored: only a hang would reach this
 }
 
 WindowTotals window_totals(InfluxServer& influx, const std::string& measurement) {
