@@ -58,16 +58,7 @@ std::int64_t window_start(std::int64_t t) {
 // A counter of pipeline "records" on the daemon's /metrics. Throws rather than using Catch's
 // macros: the feeder thread calls it too.
 double metric(std::uint16_t port, const std::string& name) {
-  const auto response = http_request(boost::beast::http::verb::get, "127.0.0.1", port, "/metrics");
-  if (response.status != 200) {
-    throw std::runtime_error("/metrics answered " + std::to_string(response.status));
-  }
-  std::istringstream in(response.body);
-  const std::string sample = name + "{pipeline=\"records\"} ";
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind(sample, 0) == 0) return std::stod(line.substr(sample.size()));
-  }
-  throw std::runtime_error("no sample " + sample + " on /metrics");
+  return pipeline_metric(scrape_metrics(port), name);
 }
 
 // Two values sent on the feeder's connection to one run of the daemon.

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <csignal>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -89,6 +90,15 @@ class Daemon {
   std::string shutdown_timeout_ = "3s";
   std::optional<ChildProcess> process_;
 };
+
+// One scrape of the daemon's /metrics on 127.0.0.1:`port`: each sample's value by "name{labels}"
+// ("name" alone for a metric without labels). Throws std::runtime_error unless it answers 200;
+// usable from any thread.
+std::map<std::string, double> scrape_metrics(std::uint16_t port);
+// The sample of `name` for `pipeline` (`labels` are any further ones, e.g. ",reason=\"too_long\"");
+// throws std::runtime_error if the scrape has none.
+double pipeline_metric(const std::map<std::string, double>& samples, const std::string& name,
+                       const std::string& labels = "", const std::string& pipeline = "records");
 
 // A process's memory from /proc/PID/status in KiB: `field` "VmRSS" (resident now) or "VmHWM"
 // (the peak since it started). 0 if unreadable.

@@ -87,21 +87,8 @@ std::string status_line(const std::string& response) {
   return response.substr(0, response.find("\r\n"));
 }
 
-std::map<std::string, double> scrape(std::uint16_t port) {
-  const HttpResponse response = http_request(http::verb::get, "127.0.0.1", port, "/metrics");
-  REQUIRE(response.status == 200);
-  std::map<std::string, double> samples;
-  std::istringstream in(response.body);
-  for (std::string line; std::getline(in, line);) {
-    if (line.empty() || line[0] == '#') continue;
-    const auto space = line.rfind(' ');
-    samples[line.substr(0, space)] = std::stod(line.substr(space + 1));
-  }
-  return samples;
-}
-
 double sample(std::uint16_t port, const std::string& name) {
-  const auto samples = scrape(port);
+  const auto samples = scrape_metrics(port);
   const auto it = samples.find(name);
   if (it == samples.end()) FAIL("no sample " << name);
   return it->second;

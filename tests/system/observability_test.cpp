@@ -28,26 +28,14 @@ HttpResponse get(std::uint16_t port, const std::string& target) {
   return http_request(http::verb::get, "127.0.0.1", port, target);
 }
 
-// One scrape: sample value by "name{labels}".
 std::map<std::string, double> scrape(std::uint16_t port) {
-  const HttpResponse response = get(port, "/metrics");
-  REQUIRE(response.status == 200);
-  std::map<std::string, double> samples;
-  std::istringstream in(response.body);
-  for (std::string line; std::getline(in, line);) {
-    if (line.empty() || line[0] == '#') continue;
-    const auto space = line.rfind(' ');
-    samples[line.substr(0, space)] = std::stod(line.substr(space + 1));
-  }
-  return samples;
+  return scrape_metrics(port);
 }
 
 // A metric of pipeline "records"; `labels` are any further ones, e.g. ",reason=\"too_long\"".
 double metric(const std::map<std::string, double>& samples, const std::string& name,
               const std::string& labels = "") {
-  const auto it = samples.find(name + "{pipeline=\"records\"" + labels + "}");
-  if (it == samples.end()) FAIL("no sample " + name + labels);
-  return it->second;
+  return pipeline_metric(samples, name, labels);
 }
 
 // A metric of the HTTP server itself (no labels).

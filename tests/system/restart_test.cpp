@@ -26,15 +26,7 @@ namespace {
 
 // A counter of pipeline "records" on the daemon's /metrics.
 double metric(std::uint16_t port, const std::string& name) {
-  const auto response = http_request(boost::beast::http::verb::get, "127.0.0.1", port, "/metrics");
-  REQUIRE(response.status == 200);
-  std::istringstream in(response.body);
-  const std::string sample = name + "{pipeline=\"records\"} ";
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind(sample, 0) == 0) return std::stod(line.substr(sample.size()));
-  }
-  FAIL("no sample " << sample);
-  return 0;
+  return pipeline_metric(scrape_metrics(port), name);
 }
 
 }  // namespace
