@@ -18,6 +18,9 @@ namespace {
 constexpr char kWindowKind = 'w';
 constexpr char kPointKind = 'p';
 constexpr char kNextSeqKind = 'n';  // one key per pipeline: its next sequence number
+// The layout's version, in a key no pipeline's can equal (pipeline names are never empty).
+// 1: the layout above, also what stores written before the record existed hold.
+const std::string kFormatVersionKey = std::string("\0format_version", 15);
 
 void append_be64(std::string& out, std::uint64_t v) {
   for (int shift = 56; shift >= 0; shift -= 8)
@@ -107,8 +110,53 @@ std::unique_ptr<CheckpointStore> CheckpointStore::open(const std::string& dir, A
     throw std::runtime_error("cannot open state store in " + dir + ": " + status.ToString() +
                              (locked ? " (is a tumbled using this state.dir still running?)" : ""));
   }
-  return std::unique_ptr<CheckpointStore>(
+  std::unique_ptr<CheckpointStore> store(
       new CheckpointStore(std::unique_ptr<rocksdb::DB>(raw), std::move(handles)));
+  store->check_format_version(dir, access);
+  return store;
+}
+
+void CheckpointStore::check_format_version(const std::string& dir, Access access) {
+  std::string value;
+  const auto status = db_->Get(rocksdb::ReadOptions(), handles_[0], kFormatVersionKey, &value);
+  if (!status.ok() && !status.IsNotFound()) {
+    throw std::runtime_error("cannot read the state store's format version in " + dir + ": " +
+                             status.ToString());
+  }
+  if (status.ok()) {
+    if (value.size() != 8) {
+      throw std::runtime_error("corrupt format version record in the state store in " + dir);
+    }
+    const std::uint64_t version = read_be64(value.data());
+    if (version > kFormatVersion) {
+      throw std::runtime_error("the state store in " + dir + " has format version " +
+                               std::to_string(version) +
+                               ", written by a newer tumbled; this one "
+                               "reads versions up to " +
+                               std::to_string(kFormatVersion) +
+                               ". Run the newer tumbled, or move the directory away to start "
+                               "with an empty state (its open windows and unsent points would be "
+                               "lost)");
+    }
+    if (version == kFormatVersion) return;
+  }
+  // No record (a new store, or one written before the record existed: the same layout as
+  // version 1) or an older version: migrate by writing the record. Read-only users (deadletter
+  // list) read such a store as it is.
+  if (access == Access::read_only) return;
+  std::string record;
+  append_be64(record, kFormatVersion);
+  const auto written = db_->Put(rocksdb::WriteOptions(), handles_[0], kFormatVersionKey, record);
+  if (!written.ok()) {
+    throw std::runtime_error("cannot write the state store's format version in " + dir + ": " +
+                             written.ToString());
+  }
+}
+
+std::uint64_t CheckpointStore::format_version() const {
+  std::string value;
+  const auto status = db_->Get(rocksdb::ReadOptions(), handles_[0], kFormatVersionKey, &value);
+  return status.ok() && value.size() == 8 ? read_be64(value.data()) : 0;
 }
 
 CheckpointStore::CheckpointStore(std::unique_ptr<rocksdb::DB> db,

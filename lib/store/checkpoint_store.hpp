@@ -7,6 +7,11 @@
 // Batches InfluxDB refuses for good are kept in the `dead_letters` column family with the error.
 // open() throws on failure (startup); later calls return an error message instead. Not
 // thread-safe: call from one strand.
+//
+// Versioned: a format-version record says which layout the store holds. open() refuses a store
+// of a newer version than kFormatVersion with a message saying so (nothing is touched), and
+// migrates an older one (read_write only); a store without the record has the layout of
+// version 1, which the releases before the record wrote.
 #pragma once
 
 #include <cstdint>
@@ -49,6 +54,8 @@ struct DeadLetter {
   std::string body;  // line protocol, as it was sent
 };
 
+inline constexpr std::uint64_t kFormatVersion = 1;
+
 class CheckpointStore {
  public:
   enum class Access { read_write, read_only };
@@ -60,6 +67,8 @@ class CheckpointStore {
   CheckpointStore(const CheckpointStore&) = delete;
   CheckpointStore& operator=(const CheckpointStore&) = delete;
 
+  // The format version recorded in the store; 0 if there is no record (read-only, old store).
+  std::uint64_t format_version() const;
   RestoredPipeline load(const std::string& pipeline) const;
   Error save(const std::string& pipeline, const PipelineCheckpoint& checkpoint);
   // Size of the WriteBatch of the latest save() (whatever its outcome), in bytes: what a
@@ -75,6 +84,7 @@ class CheckpointStore {
  private:
   CheckpointStore(std::unique_ptr<rocksdb::DB> db,
                   std::vector<rocksdb::ColumnFamilyHandle*> handles);
+  void check_format_version(const std::string& dir, Access access);
 
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // [default, dead_letters]
