@@ -23,7 +23,6 @@ using asio::ip::tcp;
 namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-constexpr auto kWarnEvery = std::chrono::seconds(30);
 
 // GET /ping to one InfluxDB through the sink's client, on a connection of its own (the writer's
 // is busy with its batches): "" when it answered 2xx, otherwise what went wrong.
@@ -70,14 +69,9 @@ HttpServerStats HttpServer::stats() const {
 }
 
 asio::awaitable<void> HttpServer::run() {
-  auto last_warning = std::chrono::steady_clock::time_point{};
+  net::LogThrottle throttle;
   const auto warn = [&](const char* what, std::uint64_t count) {
-    const auto now = std::chrono::steady_clock::now();
-    if (last_warning != std::chrono::steady_clock::time_point{} &&
-        now - last_warning < kWarnEvery) {
-      return;
-    }
-    last_warning = now;
+    if (!throttle.allow()) return;
     log_->warn("{} HTTP connections open on {}: {} ({} so far; logged at most every 30 s)",
                limits_.max_connections, listen_.to_string(), what, count);
   };

@@ -14,7 +14,6 @@ using asio::ip::tcp;
 
 namespace {
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-constexpr auto kFailureLogEvery = std::chrono::seconds(30);
 }  // namespace
 
 void listen_on(tcp::acceptor& acceptor, const config::Endpoint& address, std::string_view what) {
@@ -43,7 +42,7 @@ asio::awaitable<void> accept_connections(tcp::acceptor& acceptor, const bool& st
                                          std::shared_ptr<spdlog::logger> log, std::string what,
                                          std::uint64_t& failures) {
   // Shared by the completion handlers of the connections, which may outlive this loop.
-  auto last_logged = std::make_shared<std::chrono::steady_clock::time_point>();
+  auto throttle = std::make_shared<LogThrottle>();
   while (!stopped) {
     auto [ec, socket] = co_await acceptor.async_accept(use_tuple);
     if (stopped) break;
@@ -60,15 +59,10 @@ asio::awaitable<void> accept_connections(tcp::acceptor& acceptor, const bool& st
       continue;
     }
     asio::co_spawn(acceptor.get_executor(), serve(std::move(socket)),
-                   [log, what, last_logged, &failures](std::exception_ptr error) {
+                   [log, what, throttle, &failures](std::exception_ptr error) {
                      if (!error) return;
                      ++failures;
-                     const auto now = std::chrono::steady_clock::now();
-                     if (*last_logged != std::chrono::steady_clock::time_point{} &&
-                         now - *last_logged < kFailureLogEvery) {
-                       return;
-                     }
-                     *last_logged = now;
+                     if (!throttle->allow()) return;
                      try {
                        std::rethrow_exception(error);
                      } catch (const std::exception& e) {

@@ -30,6 +30,23 @@ namespace tumbled::net {
 void listen_on(boost::asio::ip::tcp::acceptor& acceptor, const config::Endpoint& address,
                std::string_view what);
 
+// For warnings a client can repeat at will: allow() is true at the first call, then at most once
+// per 30 s, so that the log says what happens without a client being able to flood it.
+class LogThrottle {
+ public:
+  bool allow() {
+    const auto now = std::chrono::steady_clock::now();
+    if (logged_ && now - last_ < std::chrono::seconds(30)) return false;
+    logged_ = true;
+    last_ = now;
+    return true;
+  }
+
+ private:
+  std::chrono::steady_clock::time_point last_;
+  bool logged_ = false;
+};
+
 using ServeFn = std::function<boost::asio::awaitable<void>(boost::asio::ip::tcp::socket)>;
 
 // Accepts on `acceptor` until `stopped` turns true. A socket `admit()` refuses (it counts and logs
