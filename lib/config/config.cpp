@@ -162,12 +162,43 @@ Codec<string> nonempty() {
   return text("string", [](const string& v) { return v.empty() ? "must not be empty" : ""; });
 }
 
-// A name that InfluxDB line protocol can carry in the given role.
-Codec<string> line_protocol_name(sink::NameRole role) {
-  return text("string", [role](const string& v) -> string {
-    const auto problem = sink::name_problem(v, role);
+// point.measurement: a measurement name, or "" for each input line's own (line_protocol only).
+Codec<string> measurement_or_input() {
+  return text("string", [](const string& v) -> string {
+    if (v.empty()) return "";
+    const auto problem = sink::name_problem(v, sink::NameRole::measurement);
     return problem ? *problem : "";
   });
+}
+
+// A list of distinct names line protocol can carry in `role` (group_by tag keys, fields).
+Codec<std::vector<string>> names(sink::NameRole role, string what) {
+  return {"list of " + what,
+          [role, what](const Ctx& ctx, const YAML::Node& n, const string& path,
+                       std::vector<string>& out) {
+            if (!n.IsSequence())
+              ctx.fail(n.Mark(), path, string("expected a list, got ") + kind(n));
+            std::vector<string> result;
+            for (const auto& item : n) {
+              const string item_path = path + "[" + std::to_string(result.size()) + "]";
+              const YAML::Node& at = item.IsNull() ? n : item;  // a null item's mark is unreliable
+              if (item.IsNull()) ctx.fail(at.Mark(), item_path, "expected a name, got no value");
+              string v = ctx.scalar(item, item_path, "a name");
+              if (const auto problem = sink::name_problem(v, role)) {
+                ctx.fail(item.Mark(), item_path, what.substr(0, what.size() - 1) + " " + *problem);
+              }
+              if (std::find(result.begin(), result.end(), v) != result.end()) {
+                ctx.fail(item.Mark(), item_path, "duplicate name \"" + v + "\"");
+              }
+              result.push_back(std::move(v));
+            }
+            out = std::move(result);
+          },
+          [](const std::vector<string>& v) {
+            YAML::Node n(YAML::NodeType::Sequence);
+            for (const auto& name : v) n.push_back(name);
+            return flow(n);
+          }};
 }
 
 Codec<string> secret() {
@@ -276,9 +307,10 @@ Codec<Millis> duration() {
           [](const Millis& d) { return YAML::Node(format_duration(d)); }};
 }
 
-// A duration where 0 ("0s") means "never": timeouts that can be turned off.
-Codec<Millis> duration_or_never() {
-  return {"duration, 0 = never",
+// A duration where 0 ("0s") means "never": timeouts that can be turned off; or "none", as in
+// "no allowed lateness", with a type text saying so.
+Codec<Millis> duration_or_never(string type = "duration, 0 = never") {
+  return {std::move(type),
           [](const Ctx& ctx, const YAML::Node& n, const string& path, Millis& out) {
             const string v = ctx.scalar(n, path, "a duration");
             if (v == "0") {
@@ -372,21 +404,21 @@ Codec<Endpoint> endpoint(unsigned min_port) {
 
 // An endpoint, or "" for none (a listener turned off).
 Codec<std::optional<Endpoint>> endpoint_or_off() {
-  return {"host:port or \"\"",
-          [](const Ctx& ctx, const YAML::Node& n, const string& path,
-             std::optional<Endpoint>& out) {
-            const string v = ctx.scalar(n, path, "host:port or \"\"");
-            if (v.empty()) {
-              out.reset();
-              return;
-            }
-            try {
-              out = parse_endpoint(v, 0);
-            } catch (const std::invalid_argument& e) {
-              ctx.fail(n.Mark(), path, e.what());
-            }
-          },
-          [](const std::optional<Endpoint>& e) { return YAML::Node(e ? e->to_string() : ""); }};
+  return {
+      "host:port or \"\"",
+      [](const Ctx& ctx, const YAML::Node& n, const string& path, std::optional<Endpoint>& out) {
+        const string v = ctx.scalar(n, path, "host:port or \"\"");
+        if (v.empty()) {
+          out.reset();
+          return;
+        }
+        try {
+          out = parse_endpoint(v, 0);
+        } catch (const std::invalid_argument& e) {
+          ctx.fail(n.Mark(), path, e.what());
+        }
+      },
+      [](const std::optional<Endpoint>& e) { return YAML::Node(e ? e->to_string() : ""); }};
 }
 
 // http[s]://host[:port][/prefix] into scheme, endpoint and path_prefix. Messages never repeat the
@@ -585,11 +617,15 @@ const std::vector<Key<PipelineConfig>>& pipeline_keys() {
                                [](const P& p) { return p.influx.api == "v2"; }};
   static const Condition<P> https{"pipelines[].sink.influxdb.url", "an https:// URL",
                                   [](const P& p) { return p.influx.scheme == "https"; }};
+  static const Condition<P> line_protocol{"pipelines[].source.format", "format: line_protocol",
+                                          [](const P& p) { return p.format == "line_protocol"; }};
+  static const Condition<P> event_time{"pipelines[].window.time", "time: event",
+                                       [](const P& p) { return p.window_time == "event"; }};
   static const std::vector<Key<P>> keys{
       key<P>("pipelines[].name", pipeline_name(), FIELD(name),
              "Unique pipeline name: 1 to 64 characters from A-Z a-z 0-9 _ -.", kRequired),
       key<P>("pipelines[].source.tcp.listen", endpoint(0), FIELD(listen),
-             "Address to accept newline-separated integers on; port 0 picks a free port."),
+             "Address to accept lines (of `source.format`) on; port 0 picks a free port."),
       key<P>("pipelines[].source.tcp.max_line_bytes", integer<std::size_t>(1, 1 << 20),
              FIELD(max_line_bytes), "Longest accepted input line, in bytes."),
       key<P>("pipelines[].source.tcp.max_connections", integer<std::size_t>(1, 1'000'000),
@@ -600,15 +636,63 @@ const std::vector<Key<PipelineConfig>>& pipeline_keys() {
       key<P>("pipelines[].source.tcp.idle_timeout", duration_or_never(), FIELD(idle_timeout),
              "A connection that sends nothing for this long is closed and counted; `0` keeps "
              "silent connections open forever."),
+      key<P>("pipelines[].source.format", one_of({"integers", "line_protocol"}), FIELD(format),
+             "`integers`: one integer per line; `line_protocol`: InfluxDB line protocol, "
+             "aggregated per key (measurement and `window.group_by` tags) and numeric field."),
+      only_if(key<P>("pipelines[].source.precision", one_of({"ns", "us", "ms", "s"}),
+                     FIELD(precision), "Unit of line-protocol timestamps."),
+              line_protocol),
       key<P>("pipelines[].window.size", duration(), FIELD(window_size),
              "Length of each tumbling window."),
+      only_if(key<P>("pipelines[].window.time", one_of({"processing", "event"}), FIELD(window_time),
+                     "`processing`: a line belongs to the window of the moment it is read; "
+                     "`event`: to the window of its timestamp (a line without one: the moment "
+                     "it is read), closed by the watermark."),
+              line_protocol),
+      only_if(key<P>("pipelines[].window.max_out_of_orderness", duration_or_never("duration"),
+                     FIELD(max_out_of_orderness),
+                     "Event time: the watermark is the newest event time seen minus this; a "
+                     "window is emitted when the watermark reaches its end."),
+              event_time),
+      only_if(key<P>("pipelines[].window.allowed_lateness", duration_or_never("duration"),
+                     FIELD(allowed_lateness),
+                     "Event time: how long after the watermark passes a window's end a value "
+                     "still updates it (the point is written again); later ones are rejected "
+                     "(`too_late`)."),
+              event_time),
+      only_if(key<P>("pipelines[].window.idle_timeout", duration_or_never(),
+                     FIELD(watermark_idle_timeout),
+                     "Event time: after this long without a line the watermark follows the wall "
+                     "clock (minus max_out_of_orderness), so the last windows close."),
+              event_time),
+      only_if(
+          key<P>("pipelines[].window.max_future", duration_or_never("duration"), FIELD(max_future),
+                 "Event time: a timestamp further than this ahead of the wall clock is "
+                 "rejected (`too_far_in_future`)."),
+          event_time),
+      only_if(key<P>("pipelines[].window.group_by", names(sink::NameRole::tag_key, "tag keys"),
+                     FIELD(group_by),
+                     "Tag keys whose values, with the measurement, form the key; a line without "
+                     "one of them has no such tag in its key. `[]`: one group per measurement."),
+              line_protocol),
+      only_if(key<P>("pipelines[].window.fields", names(sink::NameRole::field_key, "field keys"),
+                     FIELD(fields),
+                     "Numeric fields aggregated, each into `<field>_<aggregate>`; `[]`: every "
+                     "numeric field. String and boolean fields are ignored."),
+              line_protocol),
+      only_if(key<P>("pipelines[].window.max_keys", integer<std::size_t>(1, 1'000'000'000),
+                     FIELD(max_keys),
+                     "Open (key, window) pairs at most; a line for a new pair beyond it is "
+                     "rejected (`too_many_keys`)."),
+              line_protocol),
       key<P>("pipelines[].window.aggregates", aggregates(), FIELD(aggregates),
              "Values computed per window; non-empty, no repeats."),
-      key<P>("pipelines[].point.measurement", line_protocol_name(sink::NameRole::measurement),
-             FIELD(measurement), "InfluxDB measurement of the points written."),
-      key<P>(
-          "pipelines[].point.tags", tags(), FIELD(tags),
-          "Tags on every point; the default applies only when the key is absent, `{}` means none."),
+      key<P>("pipelines[].point.measurement", measurement_or_input(), FIELD(measurement),
+             "InfluxDB measurement of the points written; with `line_protocol` the default "
+             "`\"\"` keeps each line's own."),
+      key<P>("pipelines[].point.tags", tags(), FIELD(tags),
+             "Tags on every point; the default applies only when the key is absent (with "
+             "`line_protocol` it is `{}`), `{}` means none."),
       key<P>("pipelines[].sink.influxdb.url", url(), FIELD(influx),
              "http[s]://host[:port][/path-prefix]; the port defaults to 8086 for http, 443 for "
              "https. No user:pass@."),
@@ -862,6 +946,23 @@ Codec<std::vector<PipelineConfig>> pipelines() {
                 const auto it = marks.find("pipelines[]." + rel);
                 return it != marks.end() ? it->second : item.Mark();
               };
+              if (p.format == "line_protocol") {
+                // Defaults that suit records: the input's measurement, no static tags.
+                if (!marks.count("pipelines[].point.measurement")) p.measurement.clear();
+                if (!marks.count("pipelines[].point.tags")) p.tags.clear();
+                for (const auto& tag : p.group_by) {
+                  if (p.tags.count(tag)) {
+                    ctx.fail(mark("point.tags"), ip + ".point.tags." + tag,
+                             "tag \"" + tag +
+                                 "\" is also in window.group_by: a point cannot "
+                                 "carry it twice");
+                  }
+                }
+              } else if (p.measurement.empty()) {
+                ctx.fail(mark("point.measurement"), ip + ".point.measurement",
+                         "must not be empty with format: integers (\"\" keeps each input "
+                         "line's measurement, which integers have not)");
+              }
               const auto& retry = p.influx.retry;
               if (retry.max_backoff < retry.initial_backoff) {
                 const string k = marks.count("pipelines[].sink.influxdb.retry.max_backoff")

@@ -74,11 +74,26 @@ struct PipelineConfig {
   Endpoint listen{"127.0.0.1", 9000};
   std::size_t max_line_bytes = 1024;
   std::size_t max_connections = 1024;
-  Millis idle_timeout{300'000};  // 0 = never close silent connections
+  Millis idle_timeout{300'000};     // 0 = never close silent connections
+  std::string format = "integers";  // integers | line_protocol
+  std::string precision = "ns";     // line-protocol timestamps: ns | us | ms | s
   Millis window_size{10'000};
+  std::string window_time = "processing";  // processing | event (line_protocol only)
+  // Event time only: watermark = newest event time - max_out_of_orderness; a window is kept
+  // for allowed_lateness after the watermark passes its end; with no input for
+  // watermark_idle_timeout (window.idle_timeout, 0 = never) the watermark follows the wall clock;
+  // an event time beyond the wall clock + max_future is rejected.
+  Millis max_out_of_orderness{5'000};
+  Millis allowed_lateness{0};
+  Millis watermark_idle_timeout{30'000};
+  Millis max_future{60'000};
+  std::vector<std::string> group_by;  // tag keys; empty: one group per measurement
+  std::vector<std::string> fields;    // numeric fields aggregated; empty: every one
+  std::size_t max_keys = 1'000'000;   // open (key, window) pairs at most
   std::vector<Aggregate> aggregates{Aggregate::sum};
+  // "" (line_protocol's default): each line's own measurement.
   std::string measurement = "records";
-  std::map<std::string, std::string> tags{{"window", "10-sec"}};
+  std::map<std::string, std::string> tags{{"window", "10-sec"}};  // line_protocol: {} by default
   InfluxSinkConfig influx;
   // Points waiting for InfluxDB, at most; then `block` stops reading this pipeline's sockets
   // (TCP backpressure) until there is room, `drop_oldest` drops the oldest and counts them.
@@ -88,7 +103,7 @@ struct PipelineConfig {
 };
 
 struct Config {
-  std::string log_level = "info";  // trace|debug|info|warn|error
+  std::string log_level = "info";   // trace|debug|info|warn|error
   std::string log_format = "text";  // text | json (one JSON object per line)
   std::string state_dir = "./var/tumbled";
   Millis checkpoint_interval{1000};

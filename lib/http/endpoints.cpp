@@ -36,10 +36,22 @@ class Exposition {
   void rejected_lines() {
     constexpr std::string_view name = "tumbled_lines_rejected_total";
     header(name, "counter", "Input lines rejected and skipped, by reason.");
+    using source::LineCounters;
+    static constexpr std::pair<std::string_view, std::uint64_t LineCounters::*> kReasons[] = {
+        {"not_integer", &LineCounters::not_integer},
+        {"out_of_range", &LineCounters::out_of_range},
+        {"too_long", &LineCounters::too_long},
+        {"bad_line", &LineCounters::bad_line},
+        {"no_numeric_field", &LineCounters::no_numeric_field},
+        {"type_conflict", &LineCounters::type_conflict},
+        {"too_late", &LineCounters::too_late},
+        {"too_far_in_future", &LineCounters::too_far_in_future},
+        {"too_many_keys", &LineCounters::too_many_keys},
+    };
     for (const auto& p : pipelines_) {
-      sample(name, p, ",reason=\"not_integer\"", text_of(p.lines.not_integer));
-      sample(name, p, ",reason=\"out_of_range\"", text_of(p.lines.out_of_range));
-      sample(name, p, ",reason=\"too_long\"", text_of(p.lines.too_long));
+      for (const auto& [reason, counter] : kReasons) {
+        sample(name, p, ",reason=\"" + std::string(reason) + "\"", text_of(p.lines.*counter));
+      }
     }
   }
 
@@ -131,12 +143,24 @@ std::string prometheus_text(std::span<const PipelineStats> pipelines,
   e.family("tumbled_connection_failures_total", "counter",
            "TCP connections ended by an unexpected error in the daemon (logged).",
            [](const P& p) { return p.connection_failures; });
-  e.family("tumbled_lines_accepted_total", "counter", "Input lines accepted as integer values.",
+  e.family("tumbled_lines_accepted_total", "counter",
+           "Input lines accepted: integer values, or line-protocol records aggregated.",
            [](const P& p) { return p.lines.accepted; });
   e.rejected_lines();
   e.family("tumbled_source_paused", "gauge",
            "1 while reading from clients is paused (buffer full or checkpoints failing).",
            [](const P& p) { return p.source_paused; });
+  e.family("tumbled_open_keys", "gauge",
+           "Open (key, window) pairs of a line_protocol pipeline (bounded by window.max_keys).",
+           [](const P& p) { return p.open_keys; });
+  e.family("tumbled_watermark_lag_seconds", "gauge",
+           "Event time: how far the watermark is behind the wall clock, in seconds (0 before "
+           "the first line).",
+           [](const P& p) { return p.watermark_lag_seconds; });
+  e.family("tumbled_points_updated_total", "counter",
+           "Points emitted again because a late value within window.allowed_lateness changed "
+           "their window.",
+           [](const P& p) { return p.points_updated; });
   e.family("tumbled_windows_emitted_total", "counter", "Windows closed and emitted as a point.",
            [](const P& p) { return p.windows_emitted; });
   e.family("tumbled_sums_saturated_total", "counter",

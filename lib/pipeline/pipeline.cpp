@@ -2,12 +2,16 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <algorithm>
+#include <limits>
 
 #include "sink/line_protocol.hpp"
+#include "source/integer_decoder.hpp"
+#include "source/line_protocol_decoder.hpp"
+#include "source/tcp_source.hpp"
 
 namespace tumbled::pipeline {
 
@@ -17,6 +21,9 @@ using std::chrono::milliseconds;
 namespace {
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr sink::TimeMs kRejectionReportEveryMs = 10'000;
+// Event time: how often the window clock looks whether the watermark has passed a window's end
+// (data moves it between ticks) or the input has been idle for window.idle_timeout.
+constexpr milliseconds kEventTimeTick{100};
 }  // namespace
 
 Pipeline::Pipeline(asio::io_context& io, const config::PipelineConfig& settings,
@@ -29,10 +36,9 @@ Pipeline::Pipeline(asio::io_context& io, const config::PipelineConfig& settings,
       log_(std::move(loggers)),
       clock_(std::move(clock)),
       windows_(settings.window_size.count()),
-      source_(
-          io.get_executor(), settings.listen, settings.max_line_bytes, settings.max_connections,
-          settings.idle_timeout,
-          [this](std::span<const std::int64_t> values) { accept_values(values); }, log_.tcp),
+      source_(std::make_unique<source::TcpSource>(io.get_executor(), settings.listen,
+                                                  settings.max_connections, settings.idle_timeout,
+                                                  decoders(), log_.tcp)),
       writer_(
           io.get_executor(), settings_.influx, queue_,
           [this](const sink::PointQueue::Batch& batch, const std::string& error) {
@@ -42,22 +48,71 @@ Pipeline::Pipeline(asio::io_context& io, const config::PipelineConfig& settings,
       window_timer_(io),
       checkpoint_timer_(io) {}
 
+source::DecoderFactory Pipeline::decoders() {
+  const std::size_t max_line_bytes = settings_.max_line_bytes;
+  if (settings_.format == "line_protocol") {
+    keyed_.emplace(window::KeyedSettings::from(settings_));
+    return [this, max_line_bytes] {
+      return std::make_unique<source::LineProtocolDecoder>(
+          max_line_bytes,
+          [this](const source::ParsedLine& line) { return keyed_->add(line, clock_()); });
+    };
+  }
+  return [this, max_line_bytes] {
+    return std::make_unique<source::IntegerDecoder>(
+        max_line_bytes, values_,
+        [this](std::span<const std::int64_t> values) { accept_values(values); });
+  };
+}
+
+void Pipeline::restore_keyed(store::RestoredPipeline& restored) {
+  for (const auto& type : restored.field_types) {
+    keyed_->restore_field_type(type.measurement, type.field, type.is_float);
+  }
+  for (const auto& pair : restored.keyed_pairs) {
+    if (!keyed_->restore_pair(pair.start, pair.key, pair.value)) {
+      throw std::runtime_error("pipeline " + settings_.name +
+                               ": corrupt keyed window record in the state store (window " +
+                               std::to_string(pair.start) + ", key " + pair.key + ")");
+    }
+  }
+  if (restored.watermark)
+    keyed_->restore_time(restored.watermark->first, restored.watermark->second);
+}
+
 void Pipeline::start() {
   started_at_ = clock_();
   auto restored = store_.load(settings_.name);
   for (const auto& [start, totals] : restored.open_windows) windows_.restore(start, totals);
+  if (keyed_) {
+    restore_keyed(restored);
+  } else if (!restored.keyed_pairs.empty()) {
+    throw std::runtime_error("pipeline " + settings_.name +
+                             ": the state store holds keyed windows of source.format: "
+                             "line_protocol, but the pipeline reads integers; restore the "
+                             "format, or give the pipeline another name");
+  }
   for (auto& point : restored.points) queue_.restore(point.seq, std::move(point.line));
   queue_.skip_to_seq(restored.next_seq);
   saved_below_ = queue_.next_seq();
-  if (!restored.open_windows.empty() || !restored.points.empty()) {
-    log_.store->info("pipeline {}: restored {} open windows and {} unsent points", settings_.name,
-                     restored.open_windows.size(), restored.points.size());
+  if (keyed_ && !restored.open_windows.empty()) {
+    throw std::runtime_error("pipeline " + settings_.name +
+                             ": the state store holds integer windows, but the pipeline reads "
+                             "source.format: line_protocol; restore the format, or give the "
+                             "pipeline another name");
+  }
+  if (!restored.open_windows.empty() || !restored.points.empty() || !restored.keyed_pairs.empty()) {
+    log_.store->info(
+        "pipeline {}: restored {} open windows, {} open (key, window) pairs and {} "
+        "unsent points",
+        settings_.name, restored.open_windows.size(), restored.keyed_pairs.size(),
+        restored.points.size());
   }
   writer_.on_progress([this] { apply_backpressure(); });
   apply_backpressure();
-  source_.listen();
+  source_->listen();
   started_ = true;
-  spawn(source_.run(), "TCP source");
+  spawn(source_->run(), "source");
   spawn(window_clock(), "window clock");
   spawn(checkpoint_loop(), "checkpoint loop");
   spawn(writer_.run(), "InfluxDB writer");
@@ -88,37 +143,60 @@ void Pipeline::accept_values(std::span<const std::int64_t> values) {
   for (const std::int64_t v : values) totals.add(v);
 }
 
-void Pipeline::close_windows() {
-  const auto closed = windows_.close_due(clock_());
-  if (closed.empty()) return;
-  const sink::TimeMs now = clock_();
-  for (const auto& window : closed) {
-    bool saturated = false;
-    const auto fields = window::window_fields(window.totals, settings_.aggregates, saturated);
-    std::string line;
-    sink::append_point(line, settings_.measurement, settings_.tags, fields, window.end);
-    queue_.push(std::move(line), now);
-    ++counters_.windows_emitted;
-    if (settings_.buffer_when_full == "drop_oldest" &&
-        queue_.size() > settings_.buffer_max_points) {
-      if (counters_.points_dropped++ == 0) {
-        log_.window->warn(
-            "pipeline {}: {} points wait for InfluxDB (buffer.max_points); dropping "
-            "the oldest (buffer.when_full: drop_oldest)",
-            settings_.name, settings_.buffer_max_points);
-      }
-      queue_.drop_oldest();
-    }
-    if (saturated) {
-      ++counters_.sums_saturated;
+void Pipeline::enqueue(std::string line, sink::TimeMs now) {
+  queue_.push(std::move(line), now);
+  if (settings_.buffer_when_full == "drop_oldest" && queue_.size() > settings_.buffer_max_points) {
+    if (counters_.points_dropped++ == 0) {
       log_.window->warn(
-          "pipeline {}: the sum of window ending {} is outside int64; written "
-          "clamped with sum_saturated=true",
-          settings_.name, window.end);
+          "pipeline {}: {} points wait for InfluxDB (buffer.max_points); dropping "
+          "the oldest (buffer.when_full: drop_oldest)",
+          settings_.name, settings_.buffer_max_points);
     }
-    log_.window->debug("pipeline {}: window [{}, {}) closed with {} values", settings_.name,
-                       window.start, window.end, window.totals.count);
+    queue_.drop_oldest();
   }
+}
+
+void Pipeline::close_windows() {
+  const sink::TimeMs now = clock_();
+  std::size_t emitted = 0;
+  if (keyed_) {
+    keyed_->advance(now);
+    std::string points;
+    emitted = keyed_->emit(points);
+    for (std::size_t at = 0; at < points.size();) {
+      const std::size_t end = points.find('\n', at) + 1;  // every point ends with '\n'
+      enqueue(points.substr(at, end - at), now);
+      at = end;
+    }
+    const auto saturated = keyed_->counters().sums_saturated;
+    if (saturated > counters_.sums_saturated) {
+      log_.window->warn(
+          "pipeline {}: {} points had a sum outside int64 or double; written clamped with "
+          "<field>_sum_saturated=true",
+          settings_.name, saturated - counters_.sums_saturated);
+      counters_.sums_saturated = saturated;
+    }
+  } else {
+    for (const auto& window : windows_.close_due(now)) {
+      bool saturated = false;
+      const auto fields = window::window_fields(window.totals, settings_.aggregates, saturated);
+      std::string line;
+      sink::append_point(line, settings_.measurement, settings_.tags, fields, window.end);
+      enqueue(std::move(line), now);
+      ++emitted;
+      if (saturated) {
+        ++counters_.sums_saturated;
+        log_.window->warn(
+            "pipeline {}: the sum of window ending {} is outside int64; written "
+            "clamped with sum_saturated=true",
+            settings_.name, window.end);
+      }
+      log_.window->debug("pipeline {}: window [{}, {}) closed with {} values", settings_.name,
+                         window.start, window.end, window.totals.count);
+    }
+  }
+  if (emitted == 0) return;
+  counters_.windows_emitted += emitted;
   // Make the new points durable before InfluxDB may see them (see point_queue.hpp).
   checkpoint();
   apply_backpressure();
@@ -128,21 +206,24 @@ void Pipeline::apply_backpressure() {
   const bool full =
       settings_.buffer_when_full == "block" && queue_.size() >= settings_.buffer_max_points;
   const bool pause = !stopping_ && (full || checkpoint_failing_);
-  if (pause && !source_.paused()) {
-    source_.pause();
+  if (pause && !source_->paused()) {
+    source_->pause();
     log_.tcp->warn("pipeline {}: reading from clients paused: {}", settings_.name,
                    full ? "buffer.max_points points wait for InfluxDB"
                         : "checkpoints to the state store fail");
-  } else if (!pause && source_.paused()) {
-    source_.resume();
+  } else if (!pause && source_->paused()) {
+    source_->resume();
     log_.tcp->info("pipeline {}: reading from clients resumed", settings_.name);
   }
 }
 
 void Pipeline::checkpoint() {
   const auto began = std::chrono::steady_clock::now();
-  const auto error = store_.save(
-      settings_.name, {windows_.open_windows(), queue_.points(), saved_below_, queue_.next_seq()});
+  const std::optional<window::KeyedChanges> keyed =
+      keyed_ ? std::optional(keyed_->changes()) : std::nullopt;
+  const auto error =
+      store_.save(settings_.name, {windows_.open_windows(), queue_.points(), saved_below_,
+                                   queue_.next_seq(), keyed ? &*keyed : nullptr});
   last_checkpoint_seconds_ =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
   last_checkpoint_bytes_ = store_.last_save_bytes();
@@ -168,6 +249,7 @@ void Pipeline::checkpoint() {
     apply_backpressure();
   }
   ++counters_.checkpoints;
+  if (keyed_) keyed_->saved();
   const bool new_points = queue_.next_seq() > saved_below_;
   saved_below_ = queue_.next_seq();
   queue_.mark_durable_through(saved_below_ - 1);
@@ -188,8 +270,8 @@ PipelineStats Pipeline::stats() const {
   PipelineStats s;
   s.name = settings_.name;
   s.listening = started_ && !stopping_;
-  s.source_paused = source_.paused();
-  const auto& source = source_.counters();
+  s.source_paused = source_->paused();
+  const auto& source = source_->counters();
   s.connections_open = source.connections_open;
   s.connections_accepted = source.connections_accepted;
   s.connections_refused = source.connections_refused;
@@ -198,6 +280,15 @@ PipelineStats Pipeline::stats() const {
   s.connection_failures = source.connection_failures;
   s.lines = source.lines;
   s.windows_emitted = counters_.windows_emitted;
+  if (keyed_) {
+    s.open_keys = keyed_->open_pairs();
+    s.points_updated = keyed_->counters().points_updated;
+    const sink::TimeMs watermark = keyed_->watermark();
+    if (settings_.window_time == "event" && watermark > std::numeric_limits<sink::TimeMs>::min()) {
+      s.watermark_lag_seconds =
+          static_cast<double>(std::max<sink::TimeMs>(clock_() - watermark, 0)) / 1000.0;
+    }
+  }
   s.sums_saturated = counters_.sums_saturated;
   const auto& sink = writer_.counters();
   s.points_written = sink.points_written;
@@ -227,10 +318,12 @@ PipelineStats Pipeline::stats() const {
 asio::awaitable<void> Pipeline::window_clock() {
   while (!stopping_) {
     close_windows();
-    // Sleep until the next window boundary; a timer that fires early just loops once more.
+    // Processing time: sleep until the next window boundary (a timer that fires early just
+    // loops once more). Event time: data moves the watermark, so look again soon.
     const sink::TimeMs now = clock_();
     const sink::TimeMs next_boundary = windows_.start_of(now) + windows_.size();
-    window_timer_.expires_after(milliseconds(next_boundary - now));
+    const bool event_time = keyed_ && settings_.window_time == "event";
+    window_timer_.expires_after(event_time ? kEventTimeTick : milliseconds(next_boundary - now));
     co_await window_timer_.async_wait(use_tuple);
   }
 }
@@ -246,23 +339,32 @@ asio::awaitable<void> Pipeline::checkpoint_loop() {
 }
 
 void Pipeline::report_rejections() {
-  const auto& lines = source_.counters().lines;
+  const auto& lines = source_->counters().lines;
   const sink::TimeMs now = clock_();
   if (lines.rejected() == reported_rejections_ ||
       now - last_rejection_report_ < kRejectionReportEveryMs) {
     return;
   }
-  log_.tcp->warn(
-      "pipeline {}: {} lines rejected so far ({} not integers, {} out of int64 range, "
-      "{} longer than max_line_bytes)",
-      settings_.name, lines.rejected(), lines.not_integer, lines.out_of_range, lines.too_long);
+  std::string reasons;
+  for (const auto reason : {source::Rejection::not_integer, source::Rejection::out_of_range,
+                            source::Rejection::too_long, source::Rejection::bad_line,
+                            source::Rejection::no_numeric_field, source::Rejection::type_conflict,
+                            source::Rejection::too_late, source::Rejection::too_far_in_future,
+                            source::Rejection::too_many_keys}) {
+    const std::uint64_t count = source::LineCounters(lines)[reason];
+    if (count > 0)
+      reasons +=
+          (reasons.empty() ? "" : ", ") + std::to_string(count) + " " + source::describe(reason);
+  }
+  log_.tcp->warn("pipeline {}: {} lines rejected so far ({})", settings_.name, lines.rejected(),
+                 reasons);
   reported_rejections_ = lines.rejected();
   last_rejection_report_ = now;
 }
 
 asio::awaitable<void> Pipeline::shutdown(milliseconds flush_timeout) {
   stopping_ = true;
-  source_.stop();
+  source_->stop();
   window_timer_.cancel();
   checkpoint_timer_.cancel();
   close_windows();  // windows whose end has passed are due now; open ones stay in the store
@@ -282,21 +384,21 @@ asio::awaitable<void> Pipeline::shutdown(milliseconds flush_timeout) {
   // (a reload does). The writer's request ends when stop() closes its connection, the loops at
   // their cancelled timers; stop() is repeated for a connection whose handler had been queued
   // but had not registered itself yet when the source first stopped.
-  while (tasks_running_ > 0 || source_.counters().connections_open > 0) {
-    source_.stop();
+  while (tasks_running_ > 0 || source_->counters().connections_open > 0) {
+    source_->stop();
     poll.expires_after(milliseconds(10));
     co_await poll.async_wait(use_tuple);
   }
 
-  const auto& lines = source_.counters().lines;
+  const auto& lines = source_->counters().lines;
   const auto& sink = writer_.counters();
   log_.window->info(
-      "pipeline {} stopped: {} values accepted, {} lines rejected, {} windows emitted, {} points "
+      "pipeline {} stopped: {} {} accepted, {} lines rejected, {} windows emitted, {} points "
       "written, {} dead-lettered, {} dropped, {} still waiting (kept for the next start), {} "
       "connections refused over max_connections",
-      settings_.name, lines.accepted, lines.rejected(), counters_.windows_emitted,
-      sink.points_written, sink.points_dead_lettered, counters_.points_dropped, queue_.size(),
-      source_.counters().connections_refused);
+      settings_.name, lines.accepted, keyed_ ? "lines" : "values", lines.rejected(),
+      counters_.windows_emitted, sink.points_written, sink.points_dead_lettered,
+      counters_.points_dropped, queue_.size(), source_->counters().connections_refused);
 }
 
 }  // namespace tumbled::pipeline

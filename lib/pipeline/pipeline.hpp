@@ -1,5 +1,9 @@
 // Pipeline: one configured job, source -> window -> sink, with the state store beside them.
 //
+// The source (TCP) hands bytes to decoders of the configured format: `integers` go to
+// processing-time TumblingWindows, `line_protocol` records to KeyedWindows (event or processing
+// time); both emit line-protocol points into the same queue, store and writer.
+//
 // start() restores open windows and unsent points from the store, binds the listener and starts
 // four coroutines on the daemon's io_context: the accept loop, the window clock (closes windows
 // as the wall clock passes their end, emits their points and checkpoints at once, so a point is
@@ -20,13 +24,17 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <memory>
+#include <optional>
+#include <span>
 
 #include "config/config.hpp"
 #include "pipeline/pipeline_stats.hpp"
 #include "sink/influx_writer.hpp"
 #include "sink/point_queue.hpp"
-#include "source/tcp_source.hpp"
+#include "source/decoder.hpp"
+#include "source/source.hpp"
 #include "store/checkpoint_store.hpp"
+#include "window/keyed_windows.hpp"
 #include "window/tumbling_windows.hpp"
 
 namespace spdlog {
@@ -62,15 +70,20 @@ class Pipeline {
   void set_checkpoint_interval(std::chrono::milliseconds interval);
 
   const config::PipelineConfig& settings() const { return settings_; }
-  std::size_t open_windows() const { return windows_.open_windows().size(); }
-  config::Endpoint listening_on() const { return source_.local_endpoint(); }
+  std::size_t open_windows() const {
+    return keyed_ ? keyed_->open_windows() : windows_.open_windows().size();
+  }
+  config::Endpoint listening_on() const { return source_->local_endpoint(); }
   std::size_t points_waiting() const { return queue_.size(); }
   // Counters and gauges of this moment, for /metrics and /ready.
   PipelineStats stats() const;
 
  private:
+  source::DecoderFactory decoders();
   void accept_values(std::span<const std::int64_t> values);
+  void restore_keyed(store::RestoredPipeline& restored);
   void close_windows();
+  void enqueue(std::string line, sink::TimeMs now);
   void checkpoint();
   bool store_dead_letter(const sink::PointQueue::Batch& batch, const std::string& error);
   boost::asio::awaitable<void> window_clock();
@@ -86,10 +99,12 @@ class Pipeline {
   Loggers log_;
   sink::Clock clock_;
 
-  window::TumblingWindows windows_;
+  window::TumblingWindows windows_;            // format: integers
+  std::optional<window::KeyedWindows> keyed_;  // format: line_protocol
   sink::PointQueue queue_;
-  std::uint64_t saved_below_ = 1;  // points below this seq are in the store
-  source::TcpSource source_;
+  std::uint64_t saved_below_ = 1;     // points below this seq are in the store
+  std::vector<std::int64_t> values_;  // the values of one read, shared by integer decoders
+  std::unique_ptr<source::Source> source_;
   sink::BatchWriter writer_;
   boost::asio::steady_timer window_timer_;
   boost::asio::steady_timer checkpoint_timer_;

@@ -22,13 +22,16 @@ struct PipelineStats {
   bool source_paused = false;  // backpressure: reading from clients stopped
   std::uint64_t connections_open = 0;
   std::uint64_t connections_accepted = 0;
-  std::uint64_t connections_refused = 0;  // at max_connections, none silent for long
-  std::uint64_t connections_evicted = 0;  // silent longest, closed for a newcomer at the cap
+  std::uint64_t connections_refused = 0;      // at max_connections, none silent for long
+  std::uint64_t connections_evicted = 0;      // silent longest, closed for a newcomer at the cap
   std::uint64_t connections_idle_closed = 0;  // silent for source.tcp.idle_timeout
   std::uint64_t connection_failures = 0;      // ended by an unexpected error (logged)
   source::LineCounters lines;
 
   // Windows
+  std::uint64_t open_keys = 0;       // open (key, window) pairs (line_protocol)
+  double watermark_lag_seconds = 0;  // event time: wall clock - watermark
+  std::uint64_t points_updated = 0;  // emitted again after a late value
   std::uint64_t windows_emitted = 0;
   std::uint64_t sums_saturated = 0;
 

@@ -23,6 +23,10 @@ void append_number(std::string& out, Number value) {
 
 }  // namespace
 
+void append_escaped(std::string& out, std::string_view text, NameRole role) {
+  append_escaped(out, text, role == NameRole::measurement ? ", " : ",= ");
+}
+
 std::optional<std::string> name_problem(std::string_view name, NameRole role) {
   if (name.empty()) return "must not be empty";
   if (name.find_first_of("\n\r") != std::string_view::npos) {

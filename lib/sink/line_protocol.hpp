@@ -28,6 +28,10 @@ enum class NameRole { measurement, tag_key, tag_value, field_key };
 // Why `name` cannot be used in the given role, or nullopt if it can.
 std::optional<std::string> name_problem(std::string_view name, NameRole role);
 
+// Appends `text` escaped for `role` (measurement: ',' and ' '; tag keys, tag values and field
+// keys: ',', '=' and ' ').
+void append_escaped(std::string& out, std::string_view text, NameRole role);
+
 // Appends one point, terminated by '\n', to `out`. Tags are written in key order (a std::map),
 // which is the order InfluxDB recommends. `timestamp_ms` pairs with `precision=ms` on the write.
 void append_point(std::string& out, std::string_view measurement,

@@ -21,20 +21,126 @@ enum class LineKind { value, empty, not_integer, out_of_range };
 // Classifies one line (without its '\n'); on LineKind::value stores the integer in `out`.
 LineKind parse_line(std::string_view line, std::int64_t& out);
 
+// Why a line was rejected, for the counters and the first-rejection log of a connection.
+enum class Rejection : std::uint8_t {
+  none,
+  not_integer,        // integers: not [+-]?[0-9]+
+  out_of_range,       // an integer outside int64 (line protocol: a `u` value above int64, or
+                      // a window end outside the times InfluxDB can store)
+  too_long,           // longer than max_line_bytes
+  bad_line,           // line protocol that does not parse
+  no_numeric_field,   // line protocol without any of the selected numeric fields
+  type_conflict,      // a field whose type differs from the first value accepted for it
+  too_late,           // its window's allowed lateness has passed
+  too_far_in_future,  // event time beyond the wall clock + window.max_future
+  too_many_keys,      // a new (key, window) pair over window.max_keys
+};
+// A short description: "not an integer", "too late", ...
+const char* describe(Rejection reason);
+
 struct LineCounters {
   std::uint64_t accepted = 0;
-  std::uint64_t empty = 0;
+  std::uint64_t empty = 0;  // blank lines (and line-protocol comments): skipped, not rejected
   std::uint64_t not_integer = 0;
   std::uint64_t out_of_range = 0;
   std::uint64_t too_long = 0;
+  std::uint64_t bad_line = 0;
+  std::uint64_t no_numeric_field = 0;
+  std::uint64_t type_conflict = 0;
+  std::uint64_t too_late = 0;
+  std::uint64_t too_far_in_future = 0;
+  std::uint64_t too_many_keys = 0;
 
-  std::uint64_t rejected() const { return not_integer + out_of_range + too_long; }
+  std::uint64_t rejected() const {
+    return not_integer + out_of_range + too_long + bad_line + no_numeric_field + type_conflict +
+           too_late + too_far_in_future + too_many_keys;
+  }
+  // The counter of one reason (none: `accepted`).
+  std::uint64_t& operator[](Rejection reason);
   LineCounters& operator+=(const LineCounters& other);
+  LineCounters& operator-=(const LineCounters& other);
 };
+
+// LineSplitter: the framing alone. Cuts a byte stream into lines at '\n' (the '\n' not included)
+// and hands each to a callback; a line longer than max_line_bytes is discarded up to its newline
+// and counted, so at most max_line_bytes of a partial line are ever held. Decoders of any line
+// format build on it; LineFramer adds the integer fast path.
+class LineSplitter {
+ public:
+  explicit LineSplitter(std::size_t max_line_bytes) : max_line_bytes_(max_line_bytes) {}
+
+  // Consumes `bytes` up to and including the first '\n' (all of them if there is none) and calls
+  // on_line(std::string_view) if that completed a line; returns how many bytes it consumed.
+  template <class OnLine>
+  std::size_t feed_line(std::string_view bytes, OnLine&& on_line);
+  // Every line of `bytes`.
+  template <class OnLine>
+  void feed(std::string_view bytes, OnLine&& on_line) {
+    while (!bytes.empty()) bytes.remove_prefix(feed_line(bytes, on_line));
+  }
+  // End of stream: a pending partial line is handed over as if it ended with '\n'.
+  template <class OnLine>
+  void finish(OnLine&& on_line);
+
+  // No partial or discarded line pending: the next byte starts a line.
+  bool at_line_start() const { return partial_.empty() && !discarding_; }
+  std::size_t max_line_bytes() const { return max_line_bytes_; }
+  // Lines dropped for exceeding max_line_bytes.
+  std::uint64_t too_long() const { return too_long_; }
+  // Bytes of an unterminated line held back; never exceeds max_line_bytes.
+  std::size_t pending_bytes() const { return partial_.size(); }
+
+ private:
+  std::size_t max_line_bytes_;
+  std::string partial_;      // start of a line whose '\n' has not arrived yet
+  bool discarding_ = false;  // inside an over-long line: drop bytes up to the next '\n'
+  std::uint64_t too_long_ = 0;
+};
+
+template <class OnLine>
+std::size_t LineSplitter::feed_line(std::string_view bytes, OnLine&& on_line) {
+  const auto* newline = static_cast<const char*>(std::memchr(bytes.data(), '\n', bytes.size()));
+  if (newline == nullptr) {
+    if (discarding_) return bytes.size();
+    if (partial_.size() + bytes.size() > max_line_bytes_) {
+      // Counted now, at the moment we know, so a client that never sends '\n' is visible.
+      ++too_long_;
+      discarding_ = true;
+      partial_.clear();
+      return bytes.size();
+    }
+    partial_.append(bytes);
+    return bytes.size();
+  }
+  const std::string_view line = bytes.substr(0, static_cast<std::size_t>(newline - bytes.data()));
+  if (discarding_) {
+    discarding_ = false;
+  } else if (!partial_.empty()) {
+    if (partial_.size() + line.size() > max_line_bytes_) {
+      ++too_long_;
+    } else {
+      partial_.append(line);
+      on_line(std::string_view(partial_));
+    }
+    partial_.clear();
+  } else if (line.size() > max_line_bytes_) {
+    ++too_long_;
+  } else {
+    on_line(line);
+  }
+  return line.size() + 1;
+}
+
+template <class OnLine>
+void LineSplitter::finish(OnLine&& on_line) {
+  if (!discarding_ && !partial_.empty()) on_line(std::string_view(partial_));
+  discarding_ = false;
+  partial_.clear();
+}
 
 class LineFramer {
  public:
-  explicit LineFramer(std::size_t max_line_bytes) : max_line_bytes_(max_line_bytes) {}
+  explicit LineFramer(std::size_t max_line_bytes) : splitter_(max_line_bytes) {}
 
   // Feeds the next bytes of the stream; calls on_value(std::int64_t) for each accepted line.
   template <class OnValue>
@@ -42,13 +148,23 @@ class LineFramer {
 
   // End of stream: a pending partial line is handled as if it ended with '\n'.
   template <class OnValue>
-  void finish(OnValue&& on_value);
+  void finish(OnValue&& on_value) {
+    splitter_.finish([&](std::string_view line) { handle(line, on_value); });
+    counters_.too_long = splitter_.too_long();
+  }
 
   const LineCounters& counters() const { return counters_; }
   // Bytes of an unterminated line held back; never exceeds max_line_bytes.
-  std::size_t pending_bytes() const { return partial_.size(); }
+  std::size_t pending_bytes() const { return splitter_.pending_bytes(); }
+  // The reason of the first line rejected since forget_first_rejection(); none if none was.
+  Rejection first_rejection() const { return first_rejection_; }
+  void forget_first_rejection() { first_rejection_ = Rejection::none; }
 
  private:
+  void note(Rejection reason) {
+    if (first_rejection_ == Rejection::none) first_rejection_ = reason;
+  }
+
   template <class OnValue>
   void handle(std::string_view line, OnValue& on_value);
   template <class OnValue>
@@ -58,10 +174,9 @@ class LineFramer {
   // so it only runs when such a line can never exceed max_line_bytes.
   static constexpr std::size_t kFastLineBytes = 20;
 
-  std::size_t max_line_bytes_;
-  std::string partial_;      // start of a line whose '\n' has not arrived yet
-  bool discarding_ = false;  // inside an over-long line: drop bytes up to the next '\n'
+  LineSplitter splitter_;
   LineCounters counters_;
+  Rejection first_rejection_ = Rejection::none;
 };
 
 template <class OnValue>
@@ -73,8 +188,14 @@ void LineFramer::handle(std::string_view line, OnValue& on_value) {
       on_value(value);
       break;
     case LineKind::empty: ++counters_.empty; break;
-    case LineKind::not_integer: ++counters_.not_integer; break;
-    case LineKind::out_of_range: ++counters_.out_of_range; break;
+    case LineKind::not_integer:
+      ++counters_.not_integer;
+      note(Rejection::not_integer);
+      break;
+    case LineKind::out_of_range:
+      ++counters_.out_of_range;
+      note(Rejection::out_of_range);
+      break;
   }
 }
 
@@ -109,50 +230,19 @@ std::size_t LineFramer::parse_plain_lines(std::string_view bytes, OnValue& on_va
 
 template <class OnValue>
 void LineFramer::feed(std::string_view bytes, OnValue&& on_value) {
+  const bool fast = splitter_.max_line_bytes() >= kFastLineBytes;
+  const auto on_line = [&](std::string_view line) { handle(line, on_value); };
   while (!bytes.empty()) {
-    if (partial_.empty() && !discarding_ && max_line_bytes_ >= kFastLineBytes) {
-      const std::size_t used = parse_plain_lines(bytes, on_value);
-      bytes.remove_prefix(used);
-      if (bytes.empty()) return;
+    if (fast && splitter_.at_line_start()) {
+      bytes.remove_prefix(parse_plain_lines(bytes, on_value));
+      if (bytes.empty()) break;
     }
-    const auto* newline = static_cast<const char*>(std::memchr(bytes.data(), '\n', bytes.size()));
-    if (newline == nullptr) {
-      if (discarding_) return;
-      if (partial_.size() + bytes.size() > max_line_bytes_) {
-        // Counted now, at the moment we know, so a client that never sends '\n' is visible.
-        ++counters_.too_long;
-        discarding_ = true;
-        partial_.clear();
-        return;
-      }
-      partial_.append(bytes);
-      return;
-    }
-    const std::string_view line = bytes.substr(0, static_cast<std::size_t>(newline - bytes.data()));
-    bytes.remove_prefix(line.size() + 1);
-    if (discarding_) {
-      discarding_ = false;
-    } else if (!partial_.empty()) {
-      if (partial_.size() + line.size() > max_line_bytes_) {
-        ++counters_.too_long;
-      } else {
-        partial_.append(line);
-        handle(partial_, on_value);
-      }
-      partial_.clear();
-    } else if (line.size() > max_line_bytes_) {
-      ++counters_.too_long;
-    } else {
-      handle(line, on_value);
+    bytes.remove_prefix(splitter_.feed_line(bytes, on_line));
+    if (splitter_.too_long() > counters_.too_long) {
+      counters_.too_long = splitter_.too_long();
+      note(Rejection::too_long);
     }
   }
-}
-
-template <class OnValue>
-void LineFramer::finish(OnValue&& on_value) {
-  if (!discarding_ && !partial_.empty()) handle(partial_, on_value);
-  discarding_ = false;
-  partial_.clear();
 }
 
 }  // namespace tumbled::source

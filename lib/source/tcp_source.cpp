@@ -29,30 +29,20 @@ std::string peer_of(const tcp::socket& socket) {
   return peer.address().to_string() + ":" + std::to_string(peer.port());
 }
 
-const char* first_rejection_reason(const LineCounters& before, const LineCounters& after) {
-  if (after.not_integer > before.not_integer) return "not an integer";
-  if (after.out_of_range > before.out_of_range) return "outside the int64 range";
-  return "longer than max_line_bytes";
-}
-
 }  // namespace
 
 TcpSource::TcpSource(asio::any_io_executor executor, config::Endpoint listen,
-                     std::size_t max_line_bytes, std::size_t max_connections,
-                     config::Millis idle_timeout, OnValues on_values,
-                     std::shared_ptr<spdlog::logger> log)
+                     std::size_t max_connections, config::Millis idle_timeout,
+                     DecoderFactory decoders, std::shared_ptr<spdlog::logger> log)
     : listen_(std::move(listen)),
-      max_line_bytes_(max_line_bytes),
       max_connections_(max_connections),
       idle_timeout_(idle_timeout),
-      on_values_(std::move(on_values)),
+      decoders_(std::move(decoders)),
       log_(std::move(log)),
       acceptor_(executor),
       idle_timer_(executor),
       resume_signal_(executor),
-      read_buffer_(kReadChunkBytes) {
-  values_.reserve(kReadChunkBytes / 2);
-}
+      read_buffer_(kReadChunkBytes) {}
 
 void TcpSource::listen() {
   net::listen_on(acceptor_, listen_, "source.tcp.listen");
@@ -127,31 +117,24 @@ asio::awaitable<void> TcpSource::serve(tcp::socket socket) {
   net::ConnectionTable::Entry& connection = connections_.add(socket);
   ++counters_.connections_open;
 
-  LineFramer framer(max_line_bytes_);
-  // The read buffer and parsed values are shared by all connections (one thread, and each read
-  // is handled to the end before the next): an idle connection costs its framer, not a buffer.
+  const std::unique_ptr<Decoder> decoder = decoders_();
+  // The read buffer is shared by all connections (one thread, and each read is decoded to the
+  // end before the next): an idle connection costs its decoder, not a buffer.
   std::vector<char>& buffer = read_buffer_;
-  std::vector<std::int64_t>& values = values_;
-  const auto collect = [&values](std::int64_t v) { values.push_back(v); };
   bool logged_rejection = false;
 
-  // Hands over what one read produced and folds the framer's counter changes into ours.
+  // Folds the decoder's counter changes into ours and logs the connection's first rejection.
   LineCounters reported;
   const auto publish = [&] {
-    if (!values.empty()) on_values_(values);
-    values.clear();
-    const LineCounters& now = framer.counters();
+    const LineCounters& now = decoder->counters();
     if (!logged_rejection && now.rejected() > reported.rejected()) {
       log_->warn(
           "rejected a line from {}: {}; further rejections on this connection are only counted",
-          peer, first_rejection_reason(reported, now));
+          peer, decoder->last_rejection());
       logged_rejection = true;
     }
-    counters_.lines.accepted += now.accepted - reported.accepted;
-    counters_.lines.empty += now.empty - reported.empty;
-    counters_.lines.not_integer += now.not_integer - reported.not_integer;
-    counters_.lines.out_of_range += now.out_of_range - reported.out_of_range;
-    counters_.lines.too_long += now.too_long - reported.too_long;
+    counters_.lines += now;
+    counters_.lines -= reported;
     reported = now;
   };
 
@@ -177,19 +160,19 @@ asio::awaitable<void> TcpSource::serve(tcp::socket socket) {
       continue;
     }
     if (n > 0) {
-      framer.feed(std::string_view(buffer.data(), n), collect);
+      decoder->feed(std::string_view(buffer.data(), n));
       publish();
     }
   }
   if (ec == asio::error::eof) {
-    framer.finish(collect);  // a last line without '\n' counts
+    decoder->finish();  // a last line without '\n' counts
     publish();
   } else if (!stopped_) {
     log_->debug("connection from {} ended: {}", peer, ec.message());
   }
   connections_.remove(socket);
   --counters_.connections_open;
-  const auto& totals = framer.counters();
+  const auto& totals = decoder->counters();
   log_->debug("connection from {} closed: {} values, {} rejected lines", peer, totals.accepted,
               totals.rejected());
 }

@@ -18,6 +18,12 @@ namespace {
 constexpr char kWindowKind = 'w';
 constexpr char kPointKind = 'p';
 constexpr char kNextSeqKind = 'n';  // one key per pipeline: its next sequence number
+// Version 2, keyed windows: <pipeline> '\0' 'k' <window number> <key text> -> encoded pair;
+// <pipeline> '\0' 't' <measurement size> <measurement> <field> -> "f" or "i"; <pipeline> '\0' 'm'
+// -> the watermark and the newest event time.
+constexpr char kKeyedKind = 'k';
+constexpr char kFieldTypeKind = 't';
+constexpr char kWatermarkKind = 'm';
 // The layout's version, in a key no pipeline's can equal (pipeline names are never empty).
 // 1: the layout above, also what stores written before the record existed hold.
 const std::string kFormatVersionKey = std::string("\0format_version", 15);
@@ -70,6 +76,20 @@ window::WindowAccumulator decode_accumulator(const rocksdb::Slice& v) {
 Error to_error(const rocksdb::Status& status) {
   if (status.ok()) return std::nullopt;
   return status.ToString();
+}
+
+// Calls fn(key without the prefix, value) for every key starting with `start_prefix`, in order.
+template <class Fn>
+void scan_suffixes(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* cf,
+                   const std::string& start_prefix, Fn&& fn) {
+  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(rocksdb::ReadOptions(), cf));
+  for (it->Seek(start_prefix); it->Valid() && it->key().starts_with(start_prefix); it->Next()) {
+    const rocksdb::Slice k = it->key();
+    fn(std::string_view(k.data() + start_prefix.size(), k.size() - start_prefix.size()),
+       it->value());
+  }
+  if (!it->status().ok())
+    throw std::runtime_error("reading state store: " + it->status().ToString());
 }
 
 // Calls fn(number, value) for every key of one pipeline and kind, in order.
@@ -184,6 +204,31 @@ RestoredPipeline CheckpointStore::load(const std::string& pipeline) const {
   if (!restored.points.empty()) {
     restored.next_seq = std::max(restored.next_seq, restored.points.back().seq + 1);
   }
+  scan_suffixes(*db_, handles_[0], prefix(pipeline, kFieldTypeKind),
+                [&](std::string_view rest, const rocksdb::Slice& v) {
+                  const std::uint64_t size = rest.size() >= 8 ? read_be64(rest.data()) : 0;
+                  if (rest.size() < 8 || size > rest.size() - 8 || v.size() != 1) {
+                    throw std::runtime_error("corrupt field type record in state store");
+                  }
+                  restored.field_types.push_back({std::string(rest.substr(8, size)),
+                                                  std::string(rest.substr(8 + size)), v[0] == 'f'});
+                });
+  scan_suffixes(
+      *db_, handles_[0], prefix(pipeline, kKeyedKind),
+      [&](std::string_view rest, const rocksdb::Slice& v) {
+        if (rest.size() <= 8) throw std::runtime_error("corrupt key in state store");
+        const auto start =
+            static_cast<window::TimeMs>(read_be64(rest.data()) ^ (std::uint64_t{1} << 63));
+        restored.keyed_pairs.push_back({start, std::string(rest.substr(8)), v.ToString()});
+      });
+  std::string marks;
+  const auto marked =
+      db_->Get(rocksdb::ReadOptions(), handles_[0], prefix(pipeline, kWatermarkKind), &marks);
+  if (marked.ok()) {
+    if (marks.size() != 16) throw std::runtime_error("corrupt watermark record in state store");
+    restored.watermark.emplace(static_cast<window::TimeMs>(read_be64(marks.data())),
+                               static_cast<window::TimeMs>(read_be64(marks.data() + 8)));
+  }
   return restored;
 }
 
@@ -210,6 +255,29 @@ Error CheckpointStore::save(const std::string& pipeline, const PipelineCheckpoin
     std::string next;
     append_be64(next, checkpoint.next_seq);
     batch.Put(cf, prefix(pipeline, kNextSeqKind), next);
+  }
+  if (const window::KeyedChanges* keyed = checkpoint.keyed) {
+    // Only what changed: a dropped window's pairs go in one range, written pairs one by one.
+    for (const window::TimeMs start : keyed->dropped_windows) {
+      const std::uint64_t n = window_number(start);
+      batch.DeleteRange(cf, key(pipeline, kKeyedKind, n), key(pipeline, kKeyedKind, n + 1));
+    }
+    for (const auto& pair : keyed->pairs) {
+      std::string k = key(pipeline, kKeyedKind, window_number(pair.start));
+      k.append(pair.key);
+      batch.Put(cf, k, pair.value);
+    }
+    for (const auto& type : keyed->field_types) {
+      std::string k = prefix(pipeline, kFieldTypeKind);
+      append_be64(k, type.measurement.size());  // names may hold any byte, NUL included
+      k.append(type.measurement);
+      k.append(type.field);
+      batch.Put(cf, k, type.is_float ? "f" : "i");
+    }
+    std::string marks;
+    append_be64(marks, static_cast<std::uint64_t>(keyed->watermark));
+    append_be64(marks, static_cast<std::uint64_t>(keyed->newest_event));
+    batch.Put(cf, prefix(pipeline, kWatermarkKind), marks);
   }
   last_save_bytes_ = batch.GetDataSize();
   return to_error(db_->Write(rocksdb::WriteOptions(), &batch));

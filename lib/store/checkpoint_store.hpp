@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "sink/point_queue.hpp"
+#include "window/keyed_windows.hpp"
 #include "window/tumbling_windows.hpp"
 
 namespace rocksdb {
@@ -38,12 +39,28 @@ struct PipelineCheckpoint {
   const std::deque<sink::QueuedPoint>& points;  // every point not yet acknowledged, oldest first
   std::uint64_t saved_below;   // points with seq below this were written by an earlier checkpoint
   std::uint64_t next_seq = 0;  // the queue's next sequence number, kept so seqs never repeat
+  // Keyed windows (line protocol): what changed since the last checkpoint; nullptr for integers.
+  const window::KeyedChanges* keyed = nullptr;
+};
+
+struct RestoredKeyedPair {
+  window::TimeMs start = 0;
+  std::string key;
+  std::string value;  // as KeyedWindows::changes() encoded it
+};
+struct RestoredFieldType {
+  std::string measurement;
+  std::string field;
+  bool is_float = false;
 };
 
 struct RestoredPipeline {
   std::map<window::TimeMs, window::WindowAccumulator> open_windows;
   std::vector<sink::QueuedPoint> points;  // oldest first
   std::uint64_t next_seq = 1;             // first sequence number not used yet
+  std::vector<RestoredKeyedPair> keyed_pairs;
+  std::vector<RestoredFieldType> field_types;
+  std::optional<std::pair<window::TimeMs, window::TimeMs>> watermark;  // and newest event time
 };
 
 struct DeadLetter {
@@ -54,7 +71,9 @@ struct DeadLetter {
   std::string body;  // line protocol, as it was sent
 };
 
-inline constexpr std::uint64_t kFormatVersion = 1;
+// 1: open windows, unsent points, next sequence number. 2: adds keyed windows, field types and
+// the watermark (a release reading only version 1 would ignore them and lose keyed state).
+inline constexpr std::uint64_t kFormatVersion = 2;
 
 class CheckpointStore {
  public:

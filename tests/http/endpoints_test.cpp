@@ -141,7 +141,7 @@ TEST_CASE("the exposition has every metric once, with HELP and TYPE, per pipelin
 
   // Every family: one HELP, one TYPE, a sample per pipeline.
   const auto names = family_names(text);
-  CHECK(names.size() == 26);
+  CHECK(names.size() == 29);
   CHECK(std::set<std::string>(names.begin(), names.end()).size() == names.size());
   for (const auto& name : names) {
     CAPTURE(name);

@@ -544,7 +544,8 @@ TEST_CASE("a store of a newer format version is refused, untouched, with a clear
     rocksdb::DB* raw = nullptr;
     REQUIRE(rocksdb::DB::Open(rocksdb::DBOptions(options), path, families, &handles, &raw).ok());
     std::unique_ptr<rocksdb::DB> db(raw);
-    const std::string record("\0\0\0\0\0\0\0\x02", 8);
+    std::string record(8, '\0');
+    record.back() = static_cast<char>(tumbled::store::kFormatVersion + 1);
     REQUIRE(
         db->Put(rocksdb::WriteOptions(), handles[0], std::string("\0format_version", 15), record)
             .ok());
@@ -553,8 +554,11 @@ TEST_CASE("a store of a newer format version is refused, untouched, with a clear
   }
   for (const auto access :
        {CheckpointStore::Access::read_write, CheckpointStore::Access::read_only}) {
-    CHECK_THROWS_WITH(CheckpointStore::open(path, access),
-                      Catch::Contains("has format version 2, written by a newer tumbled") &&
-                          Catch::Contains("reads versions up to 1"));
+    CHECK_THROWS_WITH(
+        CheckpointStore::open(path, access),
+        Catch::Contains("has format version " + std::to_string(tumbled::store::kFormatVersion + 1) +
+                        ", written by a newer tumbled") &&
+            Catch::Contains("reads versions up to " +
+                            std::to_string(tumbled::store::kFormatVersion)));
   }
 }

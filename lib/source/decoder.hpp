@@ -1,0 +1,38 @@
+// Decoder: turns the bytes of one stream (one TCP connection, one request body, ...) into records
+// for the pipeline, so any source can carry any input format.
+//
+// A source makes one decoder per stream from the pipeline's DecoderFactory, feeds it every chunk
+// it reads and calls finish() at the end of the stream. The decoder frames lines (LineSplitter),
+// decodes them and hands the records to the callback the pipeline gave its factory; it counts
+// every line it accepted, skipped or rejected. Two formats: `integers` (integer_decoder.hpp, one
+// int64 per line, on a one-pass fast path) and `line_protocol` (line_protocol_decoder.hpp).
+// Pure code, no I/O; one decoder per stream, not thread-safe.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "source/line_framer.hpp"
+
+namespace tumbled::source {
+
+class Decoder {
+ public:
+  virtual ~Decoder() = default;
+  // The next bytes of the stream: complete lines are decoded and handed over at once.
+  virtual void feed(std::string_view bytes) = 0;
+  // End of the stream: a last line without '\n' counts.
+  virtual void finish() = 0;
+  // Lines of this stream so far, by outcome.
+  virtual const LineCounters& counters() const = 0;
+  // Why the first line rejected in the latest chunk (feed or finish) was rejected, with its column
+  // where there is one ("not valid line protocol: column 12: invalid number"); for a stream's
+  // first-rejection log.
+  virtual std::string last_rejection() const = 0;
+};
+
+using DecoderFactory = std::function<std::unique_ptr<Decoder>()>;
+
+}  // namespace tumbled::source

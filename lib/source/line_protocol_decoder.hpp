@@ -1,0 +1,40 @@
+// LineProtocolDecoder: the `line_protocol` format. Frames lines (LineSplitter), parses each with
+// LineProtocolParser and hands the parsed line to `on_line`, which answers whether the pipeline
+// took it (Rejection::none) or why not; a line that does not parse is counted as bad_line with
+// its column, a blank or `#` comment line as empty.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "source/decoder.hpp"
+#include "source/line_protocol_parser.hpp"
+
+namespace tumbled::source {
+
+class LineProtocolDecoder final : public Decoder {
+ public:
+  using OnLine = std::function<Rejection(const ParsedLine&)>;
+
+  LineProtocolDecoder(std::size_t max_line_bytes, OnLine on_line)
+      : splitter_(max_line_bytes), on_line_(std::move(on_line)) {}
+
+  void feed(std::string_view bytes) override;
+  void finish() override;
+  const LineCounters& counters() const override { return counters_; }
+  std::string last_rejection() const override { return last_rejection_; }
+
+ private:
+  void decode(std::string_view line);
+  void rejected(std::string why);
+
+  LineSplitter splitter_;
+  LineProtocolParser parser_;
+  ParsedLine parsed_;  // reused: parsing allocates nothing once it has seen the longest line
+  OnLine on_line_;
+  LineCounters counters_;
+  std::string last_rejection_;  // the first rejection of the latest chunk
+  bool rejected_in_chunk_ = false;
+};
+
+}  // namespace tumbled::source
