@@ -18,7 +18,8 @@ if ! [[ $seconds =~ ^[0-9]+$ ]]; then
   exit 2
 fi
 build=${TUMBLED_FUZZ_BUILD_DIR:-build-fuzz}
-targets=(fuzz_line_framer fuzz_line_protocol fuzz_config fuzz_http_request fuzz_line_protocol_parser)
+targets=(fuzz_line_framer fuzz_line_protocol fuzz_config fuzz_http_request fuzz_line_protocol_parser
+  fuzz_keyed_windows)
 
 generator=()
 if [[ ! -f $build/CMakeCache.txt ]] && command -v ninja >/dev/null; then generator=(-G Ninja); fi
