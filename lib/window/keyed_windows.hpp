@@ -13,7 +13,8 @@
 // event: to the window of its timestamp (in `precision`; none: `now`). The watermark is the
 // newest event time seen minus max_out_of_orderness, and never moves back; with no line for
 // idle_timeout it follows the wall clock (now - max_out_of_orderness), so the last windows close.
-// An event time beyond now + max_future is rejected (too_far_in_future).
+// An event time beyond now + max_future is rejected (too_far_in_future); one whose window would
+// end outside the times InfluxDB can store (int64 nanoseconds) is rejected as out_of_range.
 //
 // Windows. [s, e) is emitted when the watermark reaches e: one point per key, fields
 // `<field>_<aggregate>`, timestamp e in ms. Until the watermark reaches e + allowed_lateness the

@@ -21,3 +21,19 @@ TEST_CASE("README's configuration reference matches the config table", "[config]
   CHECK(readme.substr(from + begin.size(), to - from - begin.size()) ==
         tumbled::config::config_reference());
 }
+
+// The example configurations shipped in config/ load, and the CDN example says what the README's
+// "Records" section shows.
+TEST_CASE("the example configurations in config/ are valid", "[config][docs]") {
+  const auto load = [](const std::string& name) {
+    return tumbled::config::load_file(TUMBLED_SOURCE_DIR "/config/" + name,
+                                      [](const std::string&) { return std::string("secret"); });
+  };
+  CHECK(load("tumbled.yaml").pipelines.at(0).format == "integers");
+  const auto cdn = load("cdn.yaml").pipelines.at(0);
+  CHECK(cdn.format == "line_protocol");
+  CHECK(cdn.window_time == "event");
+  CHECK(cdn.group_by == std::vector<std::string>{"stream", "isp"});
+  CHECK(cdn.measurement == "cdn_5m");
+  CHECK(cdn.window_size == std::chrono::minutes(5));
+}
