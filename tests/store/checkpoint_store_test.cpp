@@ -1,9 +1,11 @@
 // Component tests for store/checkpoint_store against a real RocksDB in a temporary directory:
 // checkpoint round trips, incremental point saves, window replacement, pipeline isolation,
 // reopening, dead letters, open() failures and the format version (a store written by the release
-// before it, kept in tests/store/fixtures/, is read and migrated; a newer one is refused).
+// before it, kept in tests/store/fixtures/, is read and migrated; a newer one is refused), and
+// keyed windows (format version 2) through real checkpoints.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <filesystem>
@@ -18,6 +20,7 @@
 
 #include <rocksdb/db.h>
 
+#include "source/line_protocol_parser.hpp"
 #include "store/checkpoint_store.hpp"
 #include "support/process.hpp"
 
@@ -561,4 +564,132 @@ TEST_CASE("a store of a newer format version is refused, untouched, with a clear
             Catch::Contains("reads versions up to " +
                             std::to_string(tumbled::store::kFormatVersion)));
   }
+}
+
+// Keyed windows (format version 2): what KeyedWindows::changes() lists goes into the store and
+// comes back, only changed pairs are written, and a dropped window's pairs are gone.
+namespace {
+
+using tumbled::source::LineProtocolParser;
+using tumbled::source::ParsedLine;
+using tumbled::source::Rejection;
+using tumbled::window::KeyedSettings;
+using tumbled::window::KeyedWindows;
+
+KeyedSettings event_settings() {
+  KeyedSettings s;
+  s.size_ms = 10'000;
+  s.event_time = true;
+  s.precision = tumbled::window::Precision::ms;
+  s.max_out_of_orderness_ms = 0;
+  s.allowed_lateness_ms = 10'000;
+  s.group_by = {"k"};
+  s.aggregates = {tumbled::config::Aggregate::sum, tumbled::config::Aggregate::count};
+  return s;
+}
+
+Rejection add(KeyedWindows& w, const std::string& line, TimeMs now) {
+  LineProtocolParser parser;
+  ParsedLine parsed;
+  REQUIRE(parser.parse(line, parsed).ok());
+  return w.add(parsed, now);
+}
+
+tumbled::store::Error save_keyed(CheckpointStore& store, KeyedWindows& w) {
+  const Windows no_windows;
+  const Points no_points;
+  const auto changes = w.changes();
+  auto error = store.save("lp", PipelineCheckpoint{no_windows, no_points, 1, 1, &changes});
+  if (!error) w.saved();
+  return error;
+}
+
+KeyedWindows restored(const CheckpointStore& store) {
+  KeyedWindows w(event_settings());
+  const auto r = store.load("lp");
+  for (const auto& t : r.field_types) w.restore_field_type(t.measurement, t.field, t.is_float);
+  for (const auto& p : r.keyed_pairs) REQUIRE(w.restore_pair(p.start, p.key, p.value));
+  if (r.watermark) w.restore_time(r.watermark->first, r.watermark->second);
+  return w;
+}
+
+std::string sorted_points(KeyedWindows& w) {
+  std::string out;
+  w.emit(out);
+  std::vector<std::string> lines;
+  for (std::size_t at = 0; at < out.size();) {
+    const auto end = out.find('\n', at) + 1;
+    lines.push_back(out.substr(at, end - at));
+    at = end;
+  }
+  std::sort(lines.begin(), lines.end());
+  std::string text;
+  for (const auto& l : lines) text += l;
+  return text;
+}
+
+}  // namespace
+
+TEST_CASE("CheckpointStore round-trips keyed windows, field types and the watermark",
+          "[store][keyed]") {
+  TempDir dir;
+  const std::string path = (dir.path() / "state").string();
+  KeyedWindows live(event_settings());
+  {
+    auto store = CheckpointStore::open(path);
+    CHECK(add(live, "m,k=a v=1i,f=0.5 1000", 0) == Rejection::none);
+    CHECK(add(live, "m,k=b v=2i 2000", 0) == Rejection::none);
+    using namespace std::string_literals;
+    CHECK(add(live, "n\0ul,k=a w\0x=3i 3000"s, 0) == Rejection::none);  // NULs in names
+    REQUIRE_FALSE(save_keyed(*store, live));
+    CHECK(store->last_save_bytes() > 0);
+    // Only the pair written to since is in the next checkpoint.
+    CHECK(add(live, "m,k=a v=10i 4000", 0) == Rejection::none);
+    const auto changes = live.changes();
+    REQUIRE(changes.pairs.size() == 1);
+    CHECK(changes.pairs[0].key == "m,k=a");
+    CHECK(changes.field_types.empty());
+    REQUIRE_FALSE(save_keyed(*store, live));
+  }
+  // Reopened: the same state, the same points once the watermark passes.
+  auto store = CheckpointStore::open(path, CheckpointStore::Access::read_only);
+  auto back = restored(*store);
+  CHECK(back.open_pairs() == 3);
+  CHECK(back.watermark() == live.watermark());
+  CHECK(add(back, "m,k=a v=1.5 5000", 0) == Rejection::type_conflict);  // the type came back too
+  for (auto* w : {&live, &back}) CHECK(add(*w, "m,k=c v=7i 10000", 0) == Rejection::none);
+  using namespace std::string_literals;
+  const std::string expected =
+      "m,k=a v_sum=11i,v_count=2i,f_sum=0.5,f_count=1i 10000\n"
+      "m,k=b v_sum=2i,v_count=1i 10000\n"
+      "n\0ul,k=a w\0x_sum=3i,w\0x_count=1i 10000\n"s;
+  CHECK(sorted_points(live) == expected);
+  CHECK(sorted_points(back) == expected);
+}
+
+TEST_CASE("CheckpointStore deletes a dropped keyed window's pairs in the same checkpoint",
+          "[store][keyed]") {
+  TempDir dir;
+  auto store = CheckpointStore::open((dir.path() / "state").string());
+  KeyedWindows w(event_settings());
+  for (const char* key : {"a", "b", "c"}) {
+    CHECK(add(w, std::string("m,k=") + key + " v=1i 1000", 0) == Rejection::none);
+  }
+  CHECK(add(w, "m,k=a v=1i 15000", 0) == Rejection::none);
+  REQUIRE_FALSE(save_keyed(*store, w));
+  CHECK(store->load("lp").keyed_pairs.size() == 4);
+  // The watermark (20000) passes the first window's end + lateness: its 3 pairs are emitted and
+  // dropped; [10000, 20000) is emitted and kept for its lateness; [20000, 30000) opens.
+  CHECK(add(w, "m,k=a v=1i 20000", 0) == Rejection::none);
+  std::string points;
+  CHECK(w.emit(points) == 4);
+  CHECK(w.open_pairs() == 2);
+  REQUIRE_FALSE(save_keyed(*store, w));
+  const auto r = store->load("lp");
+  REQUIRE(r.keyed_pairs.size() == 2);
+  CHECK(r.keyed_pairs[0].start == 10'000);
+  CHECK(r.keyed_pairs[0].key == "m,k=a");
+  CHECK(r.keyed_pairs[1].start == 20'000);
+  REQUIRE(r.watermark);
+  CHECK(r.watermark->first == 20'000);
 }
