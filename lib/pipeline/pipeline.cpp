@@ -55,7 +55,8 @@ source::DecoderFactory Pipeline::decoders() {
     return [this, max_line_bytes] {
       return std::make_unique<source::LineProtocolDecoder>(
           max_line_bytes,
-          [this](const source::ParsedLine& line) { return keyed_->add(line, clock_()); });
+          [this](const source::ParsedLine& line) { return keyed_->add(line, chunk_now_); },
+          [this] { chunk_now_ = clock_(); });
     };
   }
   return [this, max_line_bytes] {

@@ -104,6 +104,7 @@ class Pipeline {
   sink::PointQueue queue_;
   std::uint64_t saved_below_ = 1;     // points below this seq are in the store
   std::vector<std::int64_t> values_;  // the values of one read, shared by integer decoders
+  sink::TimeMs chunk_now_ = 0;        // the wall clock when the chunk being decoded was read
   std::unique_ptr<source::Source> source_;
   sink::BatchWriter writer_;
   boost::asio::steady_timer window_timer_;

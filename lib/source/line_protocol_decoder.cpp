@@ -4,6 +4,7 @@ namespace tumbled::source {
 
 void LineProtocolDecoder::feed(std::string_view bytes) {
   rejected_in_chunk_ = false;
+  if (on_chunk_) on_chunk_();
   // Line by line, so that an over-long line is noted in order with the others.
   while (!bytes.empty()) {
     bytes.remove_prefix(
@@ -17,6 +18,7 @@ void LineProtocolDecoder::feed(std::string_view bytes) {
 
 void LineProtocolDecoder::finish() {
   rejected_in_chunk_ = false;
+  if (on_chunk_) on_chunk_();
   splitter_.finish([this](std::string_view line) { decode(line); });
 }
 

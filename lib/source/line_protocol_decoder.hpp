@@ -16,8 +16,11 @@ class LineProtocolDecoder final : public Decoder {
  public:
   using OnLine = std::function<Rejection(const ParsedLine&)>;
 
-  LineProtocolDecoder(std::size_t max_line_bytes, OnLine on_line)
-      : splitter_(max_line_bytes), on_line_(std::move(on_line)) {}
+  // `on_chunk`, if given, is called before the lines of each chunk (feed or finish): the pipeline
+  // reads the wall clock there, once per chunk rather than once per line, as for integers.
+  LineProtocolDecoder(std::size_t max_line_bytes, OnLine on_line,
+                      std::function<void()> on_chunk = {})
+      : splitter_(max_line_bytes), on_line_(std::move(on_line)), on_chunk_(std::move(on_chunk)) {}
 
   void feed(std::string_view bytes) override;
   void finish() override;
@@ -32,6 +35,7 @@ class LineProtocolDecoder final : public Decoder {
   LineProtocolParser parser_;
   ParsedLine parsed_;  // reused: parsing allocates nothing once it has seen the longest line
   OnLine on_line_;
+  std::function<void()> on_chunk_;
   LineCounters counters_;
   std::string last_rejection_;  // the first rejection of the latest chunk
   bool rejected_in_chunk_ = false;
