@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sched.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -208,6 +209,30 @@ InfluxTotals influx_totals(KeepAliveHttp& http, std::string_view db) {
   return totals;
 }
 
+std::map<std::string, double> scrape_metrics(std::uint16_t port) {
+  const auto response =
+      test::http_request(boost::beast::http::verb::get, "127.0.0.1", port, "/metrics");
+  if (response.status != 200) {
+    throw std::runtime_error("/metrics answered " + std::to_string(response.status));
+  }
+  std::map<std::string, double> samples;
+  std::istringstream in(response.body);
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    const auto space = line.rfind(' ');
+    samples[line.substr(0, space)] = std::stod(line.substr(space + 1));
+  }
+  return samples;
+}
+
+double pipeline_metric(const std::map<std::string, double>& samples, const std::string& name,
+                       const std::string& labels) {
+  const std::string key = name + "{pipeline=\"bench\"" + labels + "}";
+  const auto it = samples.find(key);
+  if (it == samples.end()) throw std::runtime_error("no sample " + key + " on /metrics");
+  return it->second;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tumbled
 
@@ -230,21 +255,35 @@ Tumbled::Tumbled(TumbledSpec spec, const std::filesystem::path& dir)
     : spec_(std::move(spec)), dir_(dir) {
   for (int attempt = 0;; ++attempt) {
     port_ = test::free_port();
+    // No endpoints unless asked for: the default port may be taken.
+    std::string metrics_listen;
+    if (spec_.metrics) {
+      do {
+        metrics_port_ = test::free_port();
+      } while (metrics_port_ == port_);
+      metrics_listen = "127.0.0.1:" + std::to_string(metrics_port_);
+    }
     const auto config = dir_ / "tumbled.yaml";
     {
       std::ofstream out(config);
       out << "log: {level: " << spec_.log_level << "}\n"
-          << "http: {listen: \"\"}\n"  // no endpoints: the default port may be taken
+          << "http: {listen: \"" << metrics_listen << "\"}\n"
           << "state: {dir: " << state_dir().string();
       if (!spec_.checkpoint_interval.empty())
         out << ", checkpoint_interval: " << spec_.checkpoint_interval;
       out << "}\n"
           << "pipelines:\n"
           << "  - name: bench\n"
-          << "    source: {tcp: {listen: 127.0.0.1:" << port_ << "}}\n"
-          << "    window: {size: " << spec_.window << ", aggregates: " << spec_.aggregates << "}\n"
-          << "    point: {measurement: records, tags: {window: " << spec_.window << "}}\n"
-          << "    sink:\n      influxdb:\n"
+          << "    source: {tcp: {listen: 127.0.0.1:" << port_ << "}"
+          << (spec_.source_extra.empty() ? "" : ", " + spec_.source_extra) << "}\n"
+          << "    window: {size: " << spec_.window << ", aggregates: " << spec_.aggregates
+          << (spec_.window_extra.empty() ? "" : ", " + spec_.window_extra) << "}\n";
+      if (!spec_.point) {
+        out << "    point: {measurement: records, tags: {window: " << spec_.window << "}}\n";
+      } else if (!spec_.point->empty()) {
+        out << "    point: " << *spec_.point << "\n";
+      }
+      out << "    sink:\n      influxdb:\n"
           << "        url: http://127.0.0.1:" << spec_.influx_port << "\n"
           << "        database: " << spec_.database << "\n";
       if (!spec_.batch_size.empty()) out << "        batch_size: " << spec_.batch_size << "\n";
@@ -257,8 +296,12 @@ Tumbled::Tumbled(TumbledSpec spec, const std::filesystem::path& dir)
     started_at_ = Clock::now();
     process_.emplace(std::vector<std::string>{spec_.binary, "--config", config.string()},
                      dir_ / "tumbled.log");
-    const bool up = test::wait_until([&] { return !process_->running() || can_connect(port_); },
-                                     milliseconds(60'000), milliseconds(2));
+    const bool up = test::wait_until(
+        [&] {
+          return !process_->running() ||
+                 (can_connect(port_) && (metrics_port_ == 0 || can_connect(metrics_port_)));
+        },
+        milliseconds(60'000), milliseconds(2));
     if (up && process_->running()) return;
     const auto log = process_->log_text();
     process_.reset();
@@ -312,7 +355,8 @@ void write_all(int fd, std::string_view data) {
 
 SendResult send_payload(const Payload& payload, const std::vector<Chunk>& chunks,
                         std::uint16_t port, int connections, double seconds,
-                        double lines_per_second, const std::atomic<bool>* stop) {
+                        double lines_per_second, const std::atomic<bool>* stop,
+                        std::uint64_t min_lines) {
   struct PerConnection {
     int fd = -1;
     SendResult result;
@@ -340,7 +384,7 @@ SendResult send_payload(const Payload& payload, const std::vector<Chunk>& chunks
           c.result.sum += chunk.sum;
           i = (i + 1) % chunks.size();
           const auto now = Clock::now();
-          if (now >= deadline || (stop && stop->load())) break;
+          if ((now >= deadline && c.result.lines >= min_lines) || (stop && stop->load())) break;
           if (lines_per_second > 0) {
             const auto due =
                 start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
@@ -376,12 +420,34 @@ SendResult send_payload(const Payload& payload, const std::vector<Chunk>& chunks
     total.bytes += c.result.bytes;
     total.lines += c.result.lines;
     total.sum += c.result.sum;
+    total.connection_lines.push_back(c.result.lines);
     last_write = std::max(last_write, c.last_write);
     closed = std::max(closed, c.closed);
   }
   total.elapsed = std::chrono::duration<double>(closed - start).count();
   total.send_elapsed = std::chrono::duration<double>(last_write - start).count();
   return total;
+}
+
+void send_text(std::uint16_t port, std::string_view bytes) {
+  const int fd = connect_loopback(port);
+  try {
+    write_all(fd, bytes);
+    ::shutdown(fd, SHUT_WR);
+    timeval tv{60, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char sink[256];
+    for (;;) {  // the peer closes once it has read everything up to our FIN
+      const ssize_t n = ::recv(fd, sink, sizeof sink, 0);
+      if (n == 0) break;
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw std::system_error(errno, std::generic_category(), "waiting for close");
+    }
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  ::close(fd);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -508,6 +574,23 @@ ProcSample sample_proc(pid_t pid) {
     if (line.starts_with("VmHWM:")) s.hwm_kib = std::stoull(line.substr(6));
   }
   return s;
+}
+
+std::string machine_description() {
+  std::string model = "unknown CPU";
+  std::istringstream cpuinfo(test::read_file("/proc/cpuinfo"));
+  for (std::string line; std::getline(cpuinfo, line);) {
+    if (line.starts_with("model name")) {
+      const auto colon = line.find(':');
+      model = line.substr(std::min(line.size(), line.find_first_not_of(" \t", colon + 1)));
+      break;
+    }
+  }
+  cpu_set_t cpus;  // as nproc counts them: the CPUs this process may run on
+  const int count = ::sched_getaffinity(0, sizeof cpus, &cpus) == 0
+                        ? CPU_COUNT(&cpus)
+                        : static_cast<int>(::sysconf(_SC_NPROCESSORS_ONLN));
+  return fmt("%d CPUs, %s", count, model.c_str());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -85,6 +85,12 @@ struct TumbledSpec {
   std::string max_backoff;          // "" = default (30s)
   std::string checkpoint_interval;  // "" = default (1s)
   std::string log_level = "info";
+  std::string source_extra;  // more keys of `source:`, e.g. "format: line_protocol, precision: s"
+  std::string window_extra;  // more keys of `window:`, e.g. "time: event, group_by: [stream]"
+  // The `point:` mapping; nullopt: {measurement: records, tags: {window: <window>}}; "": none
+  // (the daemon's defaults).
+  std::optional<std::string> point;
+  bool metrics = false;  // serve /metrics on a free port (Tumbled::metrics_port())
 };
 
 class Tumbled {
@@ -94,6 +100,7 @@ class Tumbled {
   Tumbled(TumbledSpec spec, const std::filesystem::path& dir);
   ~Tumbled();
   std::uint16_t port() const { return port_; }
+  std::uint16_t metrics_port() const { return metrics_port_; }  // 0 without spec.metrics
   pid_t pid() const { return process_->pid(); }
   Clock::time_point started_at() const { return started_at_; }
   std::filesystem::path state_dir() const { return dir_ / "state"; }
@@ -109,6 +116,7 @@ class Tumbled {
   TumbledSpec spec_;
   std::filesystem::path dir_;
   std::uint16_t port_ = 0;
+  std::uint16_t metrics_port_ = 0;
   Clock::time_point started_at_;
   std::optional<test::ChildProcess> process_;
 };
@@ -124,21 +132,34 @@ struct InfluxTotals {
 };
 InfluxTotals influx_totals(KeepAliveHttp& http, std::string_view db);
 
+// GET /metrics of a tumbled: every sample by its name with labels, e.g.
+// `tumbled_open_keys{pipeline="bench"}`. Throws if it does not answer 200.
+std::map<std::string, double> scrape_metrics(std::uint16_t port);
+// The sample `name{pipeline="bench"<labels>}`; throws if absent.
+double pipeline_metric(const std::map<std::string, double>& samples, const std::string& name,
+                       const std::string& labels = "");
+
 // Sends the payload over `connections` TCP connections to 127.0.0.1:port, each connection
 // repeating the payload from the start in ~64 KiB chunks of whole lines, until `stop` is set
 // (then each finishes its chunk) or `seconds` passed. Optionally rate-limited (lines per second
 // per connection). After stopping each connection half-closes and waits until the peer closes,
 // i.e. until the receiver has read every byte: `elapsed` runs from the start to the last close.
+// A connection goes on past `seconds` until it has sent `min_lines` lines (0: no minimum).
 struct SendResult {
   std::uint64_t bytes = 0;
   std::uint64_t lines = 0;
   Int128 sum = 0;
-  double elapsed = 0;       // s, start to the receiver having read everything
-  double send_elapsed = 0;  // s, start to the last write
+  double elapsed = 0;                           // s, start to the receiver having read everything
+  double send_elapsed = 0;                      // s, start to the last write
+  std::vector<std::uint64_t> connection_lines;  // lines each connection sent
 };
 SendResult send_payload(const Payload& payload, const std::vector<Chunk>& chunks,
                         std::uint16_t port, int connections, double seconds,
-                        double lines_per_second = 0, const std::atomic<bool>* stop = nullptr);
+                        double lines_per_second = 0, const std::atomic<bool>* stop = nullptr,
+                        std::uint64_t min_lines = 0);
+
+// Sends `bytes` over one new connection to 127.0.0.1:port and waits until the peer closed it.
+void send_text(std::uint16_t port, std::string_view bytes);
 
 // An in-process receiver on 127.0.0.1: one thread, epoll over every connection, 256 KiB reads,
 // counting newlines with memchr and nothing else. The ceiling for a reader of this stream.
@@ -179,6 +200,9 @@ struct ProcSample {
   Clock::time_point at;
 };
 ProcSample sample_proc(pid_t pid);
+
+// "2 CPUs, AMD EPYC (model name of /proc/cpuinfo)".
+std::string machine_description();
 
 // Result rows collected for the summary table printed at the end (and grepped by run.sh).
 void result_row(const std::string& bench, const std::string& metric, const std::string& value,

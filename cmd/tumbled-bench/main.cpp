@@ -1,8 +1,8 @@
 // tumbled-bench: load generator and benchmark driver for tumbled (see tests/bench/run.sh).
 //
 // Each subcommand starts what it needs itself (a private influxd through the test support
-// library, a tumbled with a generated config in a temp dir), on 127.0.0.1 only, and prints its
-// figures followed by a Markdown table of results.
+// library, a tumbled with a generated config in a temp dir), on 127.0.0.1 only, and prints the
+// command and the machine, its figures, then a Markdown table of results.
 #include <iostream>
 #include <string_view>
 
@@ -13,10 +13,16 @@ namespace {
 constexpr std::string_view kUsage = R"(Usage: tumbled-bench COMMAND [--option value ...]
 
   ingest      [--tumbled PATH] [--connections N] [--seconds S] [--payload-mib M] [--window-ms W]
-              [--no-ceiling] [--perf perf.data]
+              [--runs R] [--no-ceiling] [--perf perf.data]
               integers/s and MB/s into tumbled vs. a newline-counting reader (ceiling), then
-              checks the sum in InfluxDB equals the sum sent.
-  ingest      --port P [--connections N] [--seconds S]
+              checks the sum in InfluxDB equals the sum sent. --runs: median and range of R runs.
+  ingest      --format line_protocol [--keys K] [--check-keys C] [--tumbled PATH] [--connections N]
+              [--seconds S] [--payload-mib M] [--runs R] [--no-ceiling] [--perf perf.data]
+              line-protocol lines/s and MB/s with K keys (1h event-time windows, group_by
+              [stream, isp], fields [bytes], aggregates [sum, count, max]) vs. the ceiling, RSS
+              per open (key, window) pair; checks every line was accepted and the open pairs
+              equal K (/metrics), and for K <= C (10000) the per-key sums in InfluxDB.
+  ingest      --port P [--format line_protocol [--keys K]] [--connections N] [--seconds S]
               only send the payload to a tumbled already listening on 127.0.0.1:P.
   latency     [--tumbled PATH] [--window-ms W] [--batch-interval D] [--seconds S] [--poll-ms P]
               window end -> point readable in InfluxDB, p50/p99.
@@ -40,6 +46,9 @@ int main(int argc, char** argv) {
     return argc < 2 ? 64 : 0;
   }
   const std::string_view command = argv[1];
+  std::cout << "command: tumbled-bench";
+  for (int i = 1; i < argc; ++i) std::cout << ' ' << argv[i];
+  std::cout << "\nmachine: " << machine_description() << "\n";
   try {
     const Options options(argc, argv, 2);
     if (command == "ingest") return run_ingest(options);

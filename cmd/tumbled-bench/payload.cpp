@@ -1,7 +1,9 @@
 #include "payload.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
+#include <cstring>
 #include <random>
 
 namespace tumbled::bench {
@@ -75,6 +77,45 @@ Payload make_payload(std::size_t min_bytes, std::uint64_t seed) {
   return p;
 }
 
+Payload make_line_protocol_payload(std::size_t min_bytes, std::uint64_t keys,
+                                   std::int64_t first_second, std::uint64_t seed) {
+  if (keys == 0) keys = 1;
+  Payload p;
+  p.format = PayloadFormat::line_protocol;
+  p.keys = keys;
+  p.first_second = first_second;
+  p.bytes.reserve(std::max<std::size_t>(min_bytes, keys * 52) + 64);
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<std::int64_t> values(1, 1'000'000);
+  constexpr std::uint64_t kStride = 2'147'483'647;  // prime: coprime with any keys below it
+  char text[128];
+  while (p.bytes.size() < min_bytes || p.lines % keys != 0) {
+    const std::uint64_t i = p.lines;
+    const std::uint64_t k = (i % keys) * (kStride % keys) % keys;
+    const std::int64_t v = values(rng);
+    const long long ts = first_second + static_cast<long long>((7 * i) % 3600);
+    const int n =
+        std::snprintf(text, sizeof text, "cdn,stream=s%llu,isp=i%llu bytes=%lldi %lld\n",
+                      static_cast<unsigned long long>(k), static_cast<unsigned long long>(k % 50),
+                      static_cast<long long>(v), ts);
+    p.bytes.append(text, static_cast<std::size_t>(n));
+    p.sum += v;
+    ++p.lines;
+  }
+  return p;
+}
+
+bool parse_line_protocol_line(std::string_view line, std::uint64_t& key, std::int64_t& value) {
+  constexpr std::string_view kStream = "cdn,stream=s";
+  constexpr std::string_view kBytes = " bytes=";
+  if (!line.starts_with(kStream)) return false;
+  const char* const end = line.data() + line.size();
+  const auto k = std::from_chars(line.data() + kStream.size(), end, key);
+  const auto at = line.find(kBytes);
+  if (k.ec != std::errc() || at == std::string_view::npos) return false;
+  return std::from_chars(line.data() + at + kBytes.size(), end, value).ec == std::errc();
+}
+
 std::vector<Chunk> Payload::chunks(std::size_t target_bytes) const {
   std::vector<Chunk> out;
   std::size_t offset = 0;
@@ -88,11 +129,17 @@ std::vector<Chunk> Payload::chunks(std::size_t target_bytes) const {
     const char* p = bytes.data() + offset;
     const char* const stop = bytes.data() + end;
     while (p < stop) {
-      const auto [next, ec] = std::from_chars(p, stop, v);
-      (void)ec;
+      const auto* const eol =
+          static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(stop - p)));
+      if (format == PayloadFormat::integers) {
+        std::from_chars(p, eol, v);
+      } else {
+        std::uint64_t key = 0;
+        parse_line_protocol_line({p, static_cast<std::size_t>(eol - p)}, key, v);
+      }
       c.sum += v;
       ++c.lines;
-      p = next + 1;  // skip '\n'
+      p = eol + 1;
     }
     out.push_back(c);
     offset = end;
@@ -102,6 +149,17 @@ std::vector<Chunk> Payload::chunks(std::size_t target_bytes) const {
 
 std::string Payload::describe() const {
   char text[512];
+  if (format == PayloadFormat::line_protocol) {
+    std::snprintf(text, sizeof text,
+                  "payload: %zu bytes, %llu lines, %.2f bytes/line; line protocol, %llu keys "
+                  "(each %llu times), bytes=1..10^6, timestamps (s) in [%lld, %lld); e.g. %s",
+                  bytes.size(), static_cast<unsigned long long>(lines), bytes_per_line(),
+                  static_cast<unsigned long long>(keys),
+                  static_cast<unsigned long long>(lines / keys),
+                  static_cast<long long>(first_second), static_cast<long long>(first_second + 3600),
+                  bytes.substr(0, bytes.find('\n')).c_str());
+    return text;
+  }
   std::snprintf(text, sizeof text,
                 "payload: %zu bytes, %llu lines, %.2f bytes/line; %.1f%% |v|<1e5, %.1f%% "
                 "1e5<=|v|<1e9, %.1f%% 1e17<=|v|<1e18 (sign against the running sum), last line "

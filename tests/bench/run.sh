@@ -1,12 +1,28 @@
 #!/usr/bin/env bash
 # Builds tumbled and its benchmarks in Release (build-bench/, or $TUMBLED_BENCH_BUILD_DIR) and runs
 # them, printing the machine and a summary table at the end. Everything runs on 127.0.0.1 against
-# private influxd/tumbled processes in temp dirs; about 3 minutes after the build.
+# private influxd/tumbled processes in temp dirs; about 6 minutes after the build.
 #
-#   tests/bench/run.sh                  # all: micro checkpoint ingest latency replay footprint
-#                                       #      and profile (if perf is installed)
+#   tests/bench/run.sh                  # all: micro checkpoint ingest keyed latency replay
+#                                       #      footprint and profile (if perf is installed)
 #   tests/bench/run.sh ingest replay    # only those sections
 #   tests/bench/run.sh profile          # perf profile of tumbled during a 1-connection ingest
+#   tests/bench/run.sh keyed            # line-protocol ingest with 1, 10 000 and 1 000 000 keys
+#   tests/bench/run.sh profile-keyed    # perf profile of tumbled during the 1 000 000-key ingest
+#
+# keyed: `tumbled-bench ingest --format line_protocol --keys K --runs 3` for K = 1, 10 000 and
+# 1 000 000 (about 3 minutes): lines of `cdn,stream=s<k>,isp=i<k % 50> bytes=<n>i <ts>` into
+# a pipeline with format line_protocol, precision s, 1h event-time windows, group_by [stream,
+# isp], fields [bytes], aggregates [sum, count, max]; every timestamp in one window, so the open
+# (key, window) pairs are the keys. Each of the 3 runs measures the ceiling (a newline counter
+# reading the same bytes) and then a fresh tumbled; the table gives the median and range of
+# lines/s and MB/s, tumbled/ceiling, the RSS per open pair (RSS after the run minus before it,
+# over tumbled_open_keys) and the longest checkpoint seen. Checked in every run: /metrics counts
+# every line sent as accepted, none rejected, and tumbled_open_keys == K; for K <= 10 000 the
+# window is then closed and InfluxDB must hold per key exactly the sum, count and max sent. Each
+# connection sends the payload at least once (1 000 000 keys: it may take longer than --seconds).
+# The micro section has the same path without sockets (BM_LineProtocolKeyed/K: decoder and
+# KeyedWindows::add on one core, with the heap bytes per pair as its label).
 #
 # Each section is one command, also runnable on its own (see the commands printed below, or
 # `tumbled-bench --help`). Not part of ctest. Figures from a machine running other work vary.
@@ -15,7 +31,7 @@ cd "$(dirname "$0")/../.."
 build=${TUMBLED_BENCH_BUILD_DIR:-build-bench}
 sections=("$@")
 if [ ${#sections[@]} -eq 0 ]; then
-  sections=(micro checkpoint ingest latency replay footprint)
+  sections=(micro checkpoint ingest keyed latency replay footprint)
   command -v perf >/dev/null && sections+=(profile)
 fi
 
@@ -53,6 +69,10 @@ for section in "${sections[@]}"; do
     ingest)
       run ingest-1 "$bench" ingest --connections 1 --seconds 5
       run ingest-4 "$bench" ingest --connections 4 --seconds 5 ;;
+    keyed)
+      for keys in 1 10000 1000000; do
+        run "keyed-$keys" "$bench" ingest --format line_protocol --keys "$keys" --seconds 5 --runs 3
+      done ;;
     latency)
       run latency-1s "$bench" latency --window-ms 200 --seconds 20
       run latency-100ms "$bench" latency --window-ms 200 --batch-interval 100ms --seconds 10 ;;
@@ -66,6 +86,13 @@ for section in "${sections[@]}"; do
       perf report -i "$results/perf.data" --no-children --sort symbol --stdio -g none 2>/dev/null |
         grep '%' | grep -v '^#' | sed 's/  */ /g; s/^ //' | cut -c1-120 | head -10 |
         tee "$results/profile-top.txt" ;;
+    profile-keyed)
+      run profile-keyed "$bench" ingest --format line_protocol --keys 1000000 --seconds 5 \
+        --no-ceiling --perf "$results/perf-keyed.data"
+      echo "== top functions in tumbled (self time, perf report --no-children --sort symbol):"
+      perf report -i "$results/perf-keyed.data" --no-children --sort symbol --stdio -g none \
+        2>/dev/null | grep '%' | grep -v '^#' | sed 's/  */ /g; s/^ //' | cut -c1-120 | head -10 |
+        tee "$results/profile-keyed-top.txt" ;;
     *)
       echo "unknown section '$section'" >&2
       failed+=("$section (unknown)") ;;
@@ -87,20 +114,25 @@ if [ -f "$results/micro.csv" ] && [ -f "$results/micro.txt" ]; then
       gsub(/"/, "", $1)
       items = $7 == "" ? "" : sprintf("%.1f M items/s", $7 / 1e6)
       bytes = $6 == "" ? "" : sprintf("%.0f MB/s", $6 / 1e6)
+      # BM_LineProtocolKeyed labels its heap bytes per pair (other labels may hold commas)
+      if ($1 ~ /^BM_LineProtocolKeyed/) { gsub(/"/, "", $8); bytes = bytes ", " $8 }
       printf "| micro | %s | %s | %s |\n", $1, items, bytes
     }' "$results/micro.csv"
 fi
 for name in "${ran[@]}"; do
-  [ "$name" = profile ] && continue  # its ingest ran under perf; only its top functions below
+  # their ingest ran under perf; only their top functions below
+  [ "$name" = profile ] || [ "$name" = profile-keyed ] && continue
   grep -E '^\| ' "$results/$name.txt" | grep -vE '^\| Benchmark \|' || true
 done
-if [ -s "$results/profile-top.txt" ]; then
-  # "54.52% [.] symbol - -": the 5 functions tumbled spent most time in during ingest.
-  head -5 "$results/profile-top.txt" | awk '{
+# "54.52% [.] symbol - -": the 5 functions tumbled spent most time in during ingest.
+for profile in "profile:ingest 1 conn" "profile-keyed:ingest line_protocol 1000000 keys"; do
+  file="$results/${profile%%:*}-top.txt"
+  [ -s "$file" ] || continue
+  head -5 "$file" | awk -v what="${profile#*:}" '{
       pct = $1; $1 = ""; $2 = ""; sub(/ - -$/, ""); sub(/^ +/, ""); sub(/<.*/, "<...>")
-      printf "| profile, ingest 1 conn | top %d: %s | %s | self time |\n", NR, $0, pct
+      printf "| profile, %s | top %d: %s | %s | self time |\n", what, NR, $0, pct
     }'
-fi
+done
 if [ ${#failed[@]} -gt 0 ]; then
   echo
   echo "FAILED: ${failed[*]}"
