@@ -527,6 +527,37 @@ TEST_CASE("a store written by the release before the version record is read and 
   check(CheckpointStore::open(path.string())->load("records"));
 }
 
+TEST_CASE("a store written by the release of format version 1 is read and migrated",
+          "[store][format]") {
+  // tests/store/fixtures/state-format-1-recorded: made by the last release of version 1 (with the
+  // version record) the same way as state-format-1: 1 s windows of [sum, count, min, max],
+  // InfluxDB unreachable; 1, 2, 3 closed into a point never sent; 10 and 20 open at SIGTERM.
+  TempDir dir;
+  const auto path = dir.path() / "state";
+  std::filesystem::copy(TUMBLED_SOURCE_DIR "/tests/store/fixtures/state-format-1-recorded", path);
+  const auto check = [](const RestoredPipeline& restored) {
+    REQUIRE(restored.open_windows.size() == 1);
+    const WindowAccumulator& open = restored.open_windows.begin()->second;
+    CHECK(open.sum == 30);
+    CHECK(open.count == 2);
+    CHECK(open.min == 10);
+    CHECK(open.max == 20);
+    REQUIRE(restored.points.size() == 1);
+    CHECK(restored.points[0].line.find("records,window=10-sec sum=6i,count=3i,min=1i,max=3i ") ==
+          0);
+    CHECK(restored.keyed_pairs.empty());
+    CHECK_FALSE(restored.watermark);
+  };
+  {
+    auto reader = CheckpointStore::open(path.string(), CheckpointStore::Access::read_only);
+    CHECK(reader->format_version() == 1);
+    check(reader->load("records"));
+  }
+  auto store = CheckpointStore::open(path.string());
+  CHECK(store->format_version() == tumbled::store::kFormatVersion);
+  check(store->load("records"));
+}
+
 TEST_CASE("a store of a newer format version is refused, untouched, with a clear message",
           "[store][format]") {
   TempDir dir;
