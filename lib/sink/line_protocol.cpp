@@ -8,10 +8,15 @@ namespace tumbled::sink {
 namespace {
 
 void append_escaped(std::string& out, std::string_view text, std::string_view specials) {
-  for (char c : text) {
-    if (specials.find(c) != std::string_view::npos) out.push_back('\\');
-    out.push_back(c);
+  // Names rarely hold a special character: copy the runs between them whole.
+  for (auto special = text.find_first_of(specials); special != std::string_view::npos;
+       special = text.find_first_of(specials)) {
+    out.append(text.substr(0, special));
+    out.push_back('\\');
+    out.push_back(text[special]);
+    text.remove_prefix(special + 1);
   }
+  out.append(text);
 }
 
 template <class Number>

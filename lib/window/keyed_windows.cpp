@@ -282,9 +282,12 @@ Rejection KeyedWindows::add(const source::ParsedLine& line, TimeMs now) {
   build_key(measurement, line);
   const auto key = keys_.find(std::string_view(key_scratch_));
   auto window = windows_.find(start);
-  const bool pair_exists =
-      key != keys_.end() && window != windows_.end() && window->second.pairs.contains(key->second);
-  if (!pair_exists && open_pairs_ >= settings_.max_keys) return Rejection::too_many_keys;
+  PairState* existing = nullptr;
+  if (key != keys_.end() && window != windows_.end()) {
+    const auto found = window->second.pairs.find(key->second);
+    if (found != window->second.pairs.end()) existing = &found->second;
+  }
+  if (existing == nullptr && open_pairs_ >= settings_.max_keys) return Rejection::too_many_keys;
 
   // Accepted: from here on the state changes.
   for (Selected& s : selected_scratch_) {
@@ -295,10 +298,8 @@ Rejection KeyedWindows::add(const source::ParsedLine& line, TimeMs now) {
   }
   if (window == windows_.end()) window = windows_.try_emplace(start).first;
   Window& w = window->second;
-  PairState* pair;
-  if (pair_exists) {
-    pair = &w.pairs.find(key->second)->second;
-  } else {
+  PairState* pair = existing;
+  if (pair == nullptr) {
     const std::uint32_t id = intern_key(key_scratch_);
     pair = &w.pairs.try_emplace(id).first->second;
     ++open_pairs_;
@@ -495,6 +496,11 @@ KeyedChanges KeyedWindows::changes() const {
     }
     changes.pairs.push_back({start, key_text_[key], std::move(value)});
   }
+  // In the store's key order: RocksDB's memtable inserts keys in ascending order several times
+  // faster than in random order (measured: a checkpoint of 1 M new pairs took over 5 s unsorted).
+  std::sort(changes.pairs.begin(), changes.pairs.end(), [](const auto& a, const auto& b) {
+    return a.start != b.start ? a.start < b.start : a.key < b.key;
+  });
   for (const std::uint32_t id : unsaved_types_) {
     changes.field_types.push_back({types_[id].measurement, types_[id].field, types_[id].is_float});
   }
