@@ -161,6 +161,7 @@ void Pipeline::close_windows() {
   const sink::TimeMs now = clock_();
   std::size_t emitted = 0;
   if (keyed_) {
+    if (source_->paused()) keyed_->not_idle(now);  // paused by us: unread lines may wait
     keyed_->advance(now);
     std::string points;
     emitted = keyed_->emit(points);

@@ -287,7 +287,12 @@ Rejection KeyedWindows::add(const source::ParsedLine& line, TimeMs now) {
     const auto found = window->second.pairs.find(key->second);
     if (found != window->second.pairs.end()) existing = &found->second;
   }
-  if (existing == nullptr && open_pairs_ >= settings_.max_keys) return Rejection::too_many_keys;
+  if (existing == nullptr && open_pairs_ >= settings_.max_keys) {
+    // Its time still moves the watermark: otherwise, with window.idle_timeout 0, pairs of
+    // windows not due yet could fill max_keys and hold back the very lines that close them.
+    see(t, now);
+    return Rejection::too_many_keys;
+  }
 
   // Accepted: from here on the state changes.
   for (Selected& s : selected_scratch_) {
@@ -341,6 +346,11 @@ Rejection KeyedWindows::add(const source::ParsedLine& line, TimeMs now) {
     ++state->count;
   }
 
+  see(t, now);
+  return Rejection::none;
+}
+
+void KeyedWindows::see(TimeMs t, TimeMs now) {
   last_line_at_ = now;
   if (settings_.event_time) {
     newest_event_ = std::max(newest_event_, t);
@@ -348,7 +358,6 @@ Rejection KeyedWindows::add(const source::ParsedLine& line, TimeMs now) {
   } else {
     watermark_ = std::max(watermark_, now);
   }
-  return Rejection::none;
 }
 
 void KeyedWindows::advance(TimeMs now) {
@@ -570,8 +579,8 @@ bool KeyedWindows::restore_pair(TimeMs start, std::string_view key, std::string_
     release_key(id);
     return false;
   }
-  // Emitted again if its window is due: the point is the same and InfluxDB overwrites it.
-  slot->second.emitted = true;
+  // Pending: emitted (again) if its window is due, the point is the same and InfluxDB overwrites
+  // it. Not `emitted`: the counters are this run's, and this run has not emitted it yet.
   ++w.pending;
   ++open_pairs_;
   return true;

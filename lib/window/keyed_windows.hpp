@@ -30,7 +30,8 @@
 // aggregate as doubles; mean is a float and count an integer in both.
 //
 // Bounds. At most max_keys open (key, window) pairs: a line for a new pair beyond that is
-// rejected (too_many_keys) while existing pairs keep aggregating; at most max_keys field types.
+// rejected (too_many_keys) while existing pairs keep aggregating, and its time still moves the
+// watermark, so the windows that hold the pairs close; at most max_keys field types.
 // Memory follows the open pairs, whatever the input.
 //
 // Checkpoints. changes() lists what changed since the last saved checkpoint (pairs written to,
@@ -41,6 +42,7 @@
 // Not thread-safe.
 #pragma once
 
+#include <algorithm>
 #include <boost/container/small_vector.hpp>
 #include <boost/unordered/unordered_flat_map.hpp>
 #include <cstdint>
@@ -123,6 +125,10 @@ class KeyedWindows {
   // The wall clock: moves the watermark in processing time, and in event time after
   // idle_timeout without a line.
   void advance(TimeMs now);
+  // The input is not idle at `now` although no line arrived: the pipeline stopped reading it
+  // (backpressure), and lines may wait unread. Without this the watermark would follow the wall
+  // clock past windows those lines belong to, and they would be rejected as too late.
+  void not_idle(TimeMs now) { last_line_at_ = last_line_at_ ? std::max(*last_line_at_, now) : now; }
   // Appends to `out` one line-protocol point (with '\n') per (key, window) due: windows the
   // watermark has reached, with values not emitted yet, oldest window first; then drops the
   // windows whose lateness has passed. Returns the number of points appended.
@@ -183,6 +189,7 @@ class KeyedWindows {
   PairState* pair_for(TimeMs start, std::uint32_t key, bool& created);
   void emit_pair(std::string& out, std::uint32_t key, PairState& pair, TimeMs end);
   TimeMs event_time_of(const source::ParsedLine& line, TimeMs now) const;
+  void see(TimeMs t, TimeMs now);  // a line of time t read at now: the watermark moves
 
   KeyedSettings settings_;
   std::vector<std::string> group_by_sorted_;
