@@ -23,11 +23,16 @@ void Daemon::write_config() const {
     out << "  - name: " << p.name << "\n"
         << "    source: {tcp: {listen: 127.0.0.1:" << p.listen_port
         << ", max_line_bytes: " << p.max_line_bytes << ", max_connections: " << p.max_connections
-        << ", idle_timeout: " << p.idle_timeout << "}}\n"
+        << ", idle_timeout: " << p.idle_timeout << "}"
+        << (p.source_extra.empty() ? "" : ", " + p.source_extra) << "}\n"
         << "    buffer: " << p.buffer << "\n"
-        << "    window: {size: " << p.window << ", aggregates: " << p.aggregates << "}\n"
-        << "    point: {measurement: " << p.name
-        << ", tags: " << (p.tags.empty() ? "{window: " + p.window + "}" : p.tags) << "}\n"
+        << "    window: {size: " << p.window << ", aggregates: " << p.aggregates
+        << (p.window_extra.empty() ? "" : ", " + p.window_extra) << "}\n"
+        << "    point: "
+        << (p.point.empty() ? "{measurement: " + p.name + ", tags: " +
+                                  (p.tags.empty() ? "{window: " + p.window + "}" : p.tags) + "}"
+                            : p.point)
+        << "\n"
         << "    sink:\n      influxdb:\n"
         << "        url: http://127.0.0.1:" << p.influx_port << "\n"
         << "        database: " << p.database << "\n"

@@ -30,6 +30,12 @@ struct PipelineSpec {
   std::string buffer = "{max_points: 1000, when_full: block}";
   std::string database = "telemetry";
   std::string tags;  // the points' tags as a YAML flow map; "" = {window: <window>}
+  // More keys of `source` and `window`, as YAML flow map entries: e.g.
+  // "format: line_protocol, precision: ms" and "time: event, group_by: [host]"; "" = none.
+  std::string source_extra;
+  std::string window_extra;
+  // The whole `point` mapping as a YAML flow map; "" = {measurement: <name>, tags: <tags>}.
+  std::string point;
 };
 
 class Daemon {
