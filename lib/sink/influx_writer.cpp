@@ -15,6 +15,8 @@
 #include <chrono>
 #include <stdexcept>
 
+#include "sink/retry_policy.hpp"
+
 namespace tumbled::sink {
 
 namespace asio = boost::asio;
@@ -26,7 +28,6 @@ using asio::ip::tcp;
 namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-constexpr TimeMs kReminderEveryMs = 30'000;
 // Bound on waiting for the server's close_notify when it ends a TLS connection.
 constexpr std::chrono::milliseconds kTlsShutdownTimeout{1000};
 
@@ -51,30 +52,6 @@ std::string basic_authorization(const std::string& user, const std::string& pass
   std::string encoded(beast::detail::base64::encoded_size(plain.size()), '\0');
   encoded.resize(beast::detail::base64::encode(encoded.data(), plain.data(), plain.size()));
   return "Basic " + encoded;
-}
-
-std::string describe(const WriteResult& result) {
-  if (result.status == 0) return result.error;
-  std::string text = "HTTP " + std::to_string(result.status);
-  if (!result.error.empty()) text += ": " + result.error;
-  return text;
-}
-
-// What an operator should check when InfluxDB refuses a batch for good.
-const char* hint_for(int status, const config::InfluxSinkConfig& settings) {
-  const bool v2 = settings.api == "v2";
-  switch (status) {
-    case 401:
-    case 403:
-      return v2 ? "check sink.influxdb.token and its write permission on the bucket"
-                : "check sink.influxdb.username and password";
-    case 404:
-      return v2 ? "check that sink.influxdb.org and bucket exist and the URL"
-                : "check that sink.influxdb.database exists (CREATE DATABASE) and the URL";
-    case 400: return "InfluxDB could not store these points (e.g. a field type conflict)";
-    case 413: return "raise InfluxDB's max-body-size or lower sink.influxdb.batch_size";
-    default: return "InfluxDB will not accept this batch as it is";
-  }
 }
 
 bool is_loopback(const std::string& host) {
@@ -327,7 +304,7 @@ BatchWriter::BatchWriter(asio::any_io_executor executor, const config::InfluxSin
       log_(std::move(log)),
       clock_(std::move(clock)),
       client_(executor, settings),
-      backoff_(settings.retry),
+      plan_(settings),
       wake_timer_(executor),
       backoff_timer_(executor) {}
 
@@ -336,7 +313,7 @@ void BatchWriter::wake() {
 }
 
 void BatchWriter::flush_all() {
-  flushing_ = true;
+  plan_.flush_all();
   wake_timer_.cancel();
 }
 
@@ -347,138 +324,91 @@ void BatchWriter::stop() {
   client_.close();
 }
 
-std::size_t BatchWriter::batch_limit() const {
-  return split_limit_ > 0 ? std::min(split_limit_, settings_.batch_size) : settings_.batch_size;
-}
-
 asio::awaitable<void> BatchWriter::run() {
-  const auto interval = settings_.batch_interval.count();
   while (!stopped_) {
-    // While a refused batch is being split, its pieces are due at once.
-    const std::size_t due_size = flushing_ || split_limit_ > 0 ? 1 : settings_.batch_size;
-    const auto due = queue_.batch_due_at(due_size, interval);
     const TimeMs now = clock_();
-    if (!due || *due > now) {
+    const SendPlan::Next next = plan_.next_send(queue_, now);
+    if (next.limit == 0) {
       // Nothing due yet: sleep until it is, or until wake() says new points arrived.
-      wake_timer_.expires_after(due ? std::chrono::milliseconds(*due - now)
-                                    : std::chrono::milliseconds(std::chrono::hours(24)));
+      wake_timer_.expires_after(next.due_at ? std::chrono::milliseconds(*next.due_at - now)
+                                            : std::chrono::milliseconds(std::chrono::hours(24)));
       co_await wake_timer_.async_wait(use_tuple);
       continue;
     }
-    co_await send_batch(queue_.front_batch(batch_limit()));
-  }
-}
-
-void BatchWriter::end_split_if_done(std::uint64_t last_seq) {
-  if (split_limit_ > 0 && last_seq >= split_through_seq_) {
-    log_->info("the refused batch has been sent in pieces; back to batches of {}",
-               settings_.batch_size);
-    split_limit_ = 0;
+    co_await send_batch(queue_.front_batch(next.limit));
   }
 }
 
 asio::awaitable<void> BatchWriter::send_batch(const PointQueue::Batch& batch) {
+  using Action = SendPlan::Step::Action;
   const auto began = std::chrono::steady_clock::now();
   const WriteResult result = co_await client_.write(batch.body);
   if (stopped_) co_return;  // the answer may be lost; the points stay queued for the next start
-  counters_.write_seconds.observe(
+  plan_.observe_write_seconds(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
-  const Verdict verdict = classify(result.status);
-  if (verdict == Verdict::success) {
-    counters_.last_success_ms = clock_();
-    counters_.last_failure.clear();
-    if (backoff_.failures() > 0) {
-      log_->info("InfluxDB write recovered after {} failed attempts; {} points still waiting",
-                 backoff_.failures(), queue_.size() - batch.points);
-      backoff_.reset();
-    }
-    queue_.ack_through(batch.last_seq);
-    ++counters_.batches_written;
-    counters_.points_written += batch.points;
-    end_split_if_done(batch.last_seq);
-    if (on_progress_) on_progress_();
-    co_return;
+  const std::size_t waiting = queue_.size();
+  SendPlan::Step step = plan_.on_write(batch, result, clock_(), jitter_(random_));
+  if (step.action == Action::dead_letter) {
+    const bool stored = dead_letter_(batch, step.reason);
+    step = plan_.on_dead_letter(batch, stored, clock_());
   }
+  report(step, batch, waiting);
+  switch (step.action) {
+    case Action::ack:
+    case Action::drop:
+      queue_.ack_through(batch.last_seq);
+      if (on_progress_) on_progress_();
+      break;
+    case Action::retry:
+    case Action::keep: co_await pause(step.delay); break;
+    case Action::split:        // the next_send() pieces are due at once
+    case Action::dead_letter:  // answered by on_dead_letter() above
+      break;
+  }
+}
 
-  ++counters_.failed_attempts;
-  // 400 and 413 are about the points, not about InfluxDB being reachable and willing.
-  if (verdict != Verdict::split) counters_.last_failure = describe(result);
-  if (verdict == Verdict::split && batch.points > 1) {
-    // Halve until the refused points stand alone; what InfluxDB accepted of a partial write is
-    // simply written again (same series and timestamp: it overwrites itself).
-    if (split_limit_ == 0) {
-      split_through_seq_ = batch.last_seq;
-      log_->warn(
-          "InfluxDB refused a batch of {} points: {}; sending it in smaller pieces to "
-          "isolate the points it refuses",
-          batch.points, describe(result));
-    }
-    ++counters_.batches_split;
-    split_limit_ = batch.points / 2;
-    co_return;
+void BatchWriter::report(const SendPlan::Step& step, const PointQueue::Batch& batch,
+                         std::size_t waiting) {
+  if (step.action == SendPlan::Step::Action::keep) {
+    log_->error(
+        "InfluxDB refused a batch of {} points ({}) and it could not be stored as a dead "
+        "letter; keeping it queued",
+        batch.points, step.reason);
   }
-  if (verdict == Verdict::split || verdict == Verdict::reject) {
-    if (give_up(batch, describe(result) + " (" + hint_for(result.status, settings_) + ")")) {
-      end_split_if_done(batch.last_seq);
-      co_return;
-    }
-    co_await pause(settings_.retry.max_backoff);  // the store failed too: keep it, try later
-    co_return;
+  if (step.log_dead_letter) {
+    log_->error(
+        "InfluxDB refused {} points for good: {}; moved to dead letters ({} points "
+        "dead-lettered so far; list them with `tumbled deadletter list`)",
+        batch.points, step.reason, plan_.counters().points_dead_lettered);
   }
-
-  auto delay = with_jitter(backoff_.next_delay(), jitter_(random_));
-  if (result.retry_after) delay = std::max(delay, *result.retry_after);
-  if (backoff_.exhausted()) {
-    if (give_up(batch, describe(result) + " (gave up after " + std::to_string(backoff_.failures()) +
-                           " attempts: retry.max_retries)")) {
-      backoff_.reset();
-      end_split_if_done(batch.last_seq);
-      co_return;
-    }
-    delay = settings_.retry.max_backoff;
+  if (step.recovered_after > 0) {
+    log_->info("InfluxDB write recovered after {} failed attempts; {} points still waiting",
+               step.recovered_after, waiting - batch.points);
   }
-  const TimeMs now = clock_();
-  if (backoff_.failures() == 1) {
+  if (step.log_failing == SendPlan::Failing::started) {
     log_->warn("InfluxDB write of {} points failed: {}; retrying with backoff, {} points waiting",
-               batch.points, describe(result), queue_.size());
-    last_reminder_ = now;
-  } else if (now - last_reminder_ >= kReminderEveryMs) {
+               batch.points, step.failure, waiting);
+  } else if (step.log_failing == SendPlan::Failing::still) {
     log_->warn(
         "InfluxDB write still failing after {} attempts: {}; {} points waiting, next try in {}",
-        backoff_.failures(), describe(result), queue_.size(), config::format_duration(delay));
-    last_reminder_ = now;
+        step.failures, step.failure, waiting, config::format_duration(step.delay));
   }
-  co_await pause(delay);
+  if (step.log_split_started) {
+    log_->warn(
+        "InfluxDB refused a batch of {} points: {}; sending it in smaller pieces to "
+        "isolate the points it refuses",
+        batch.points, step.failure);
+  }
+  if (step.log_split_done) {
+    log_->info("the refused batch has been sent in pieces; back to batches of {}",
+               settings_.batch_size);
+  }
 }
 
 asio::awaitable<void> BatchWriter::pause(std::chrono::milliseconds delay) {
   if (on_pause_) on_pause_(delay);
   backoff_timer_.expires_after(delay);
   co_await backoff_timer_.async_wait(use_tuple);
-}
-
-bool BatchWriter::give_up(const PointQueue::Batch& batch, const std::string& why) {
-  if (!dead_letter_(batch, why)) {
-    log_->error(
-        "InfluxDB refused a batch of {} points ({}) and it could not be stored as a dead "
-        "letter; keeping it queued",
-        batch.points, why);
-    return false;
-  }
-  // One line per episode, not per point: a schema conflict can refuse every point for hours.
-  const TimeMs now = clock_();
-  if (now - last_dead_letter_log_ >= kReminderEveryMs) {
-    log_->error(
-        "InfluxDB refused {} points for good: {}; moved to dead letters ({} points "
-        "dead-lettered so far; list them with `tumbled deadletter list`)",
-        batch.points, why, counters_.points_dead_lettered + batch.points);
-    last_dead_letter_log_ = now;
-  }
-  queue_.ack_through(batch.last_seq);
-  ++counters_.batches_dead_lettered;
-  counters_.points_dead_lettered += batch.points;
-  if (on_progress_) on_progress_();
-  return true;
 }
 
 }  // namespace tumbled::sink

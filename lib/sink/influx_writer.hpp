@@ -12,14 +12,14 @@
 // included) is a transport error like a refused connection. Bodies are gzip-compressed as
 // sink.influxdb.gzip says (gzip.hpp).
 //
-// BatchWriter sends the queue's oldest sendable points, in order, whenever a batch is due. A batch
-// that may succeed later (see retry_policy.hpp) is retried with jittered exponential backoff,
-// at least as late as a Retry-After header asks, and holds the queue behind it, so order is kept.
-// A batch refused with 400 or 413 is halved until the refused points stand alone; a point or
-// batch InfluxDB refuses for good, or one whose retries ran out, is handed to the dead-letter
-// callback and leaves the queue, so it never blocks the pipeline. Each retry episode is logged
-// once when it starts, then as a reminder every 30 s, then when it recovers; dead letters at most
-// once per 30 s. Runs on the pipeline's executor; every member is called from it.
+// BatchWriter drains the queue through the client: it asks its SendPlan (send_plan.hpp) which
+// batch is due and when, writes it, reports the outcome, and carries out the answer: acks the
+// points, waits out a backoff, hands a batch to the dead-letter callback, logs what the plan says
+// the operator should hear. Every decision (batch sizes while a refused batch is split, backoff
+// with jitter and Retry-After, when to give up, what a failing dead-letter store means, how often
+// to log an episode, the counters) lives in the plan, where it is tested without sockets; this
+// shell owns only the client, the timers, the random numbers for jitter and the words of the
+// logs. Runs on the pipeline's executor; every member is called from it.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -33,7 +33,6 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <chrono>
 #include <functional>
-#include <limits>
 #include <memory>
 #include <optional>
 #include <random>
@@ -42,9 +41,8 @@
 
 #include "config/config.hpp"
 #include "sink/gzip.hpp"
-#include "sink/latency_histogram.hpp"
 #include "sink/point_queue.hpp"
-#include "sink/retry_policy.hpp"
+#include "sink/send_plan.hpp"
 
 namespace spdlog {
 class logger;
@@ -53,13 +51,6 @@ class logger;
 namespace tumbled::sink {
 
 using Clock = std::function<TimeMs()>;  // wall clock, Unix epoch ms
-
-struct WriteResult {
-  int status = 0;     // HTTP status, 0 if no response arrived
-  std::string error;  // transport error, or the start of InfluxDB's error body
-  std::optional<std::chrono::milliseconds> retry_after = std::nullopt;  // server's Retry-After
-  bool timed_out = false;  // no answer within request_timeout
-};
 
 // `POST` target for a write, URL-encoded, under the path prefix: API v1
 // /write?db=..&rp=..&precision=ms, API v2 /api/v2/write?org=..&bucket=..&precision=ms.
@@ -104,18 +95,6 @@ class InfluxClient {
   bool connected_ = false;
 };
 
-struct SinkCounters {
-  std::uint64_t batches_written = 0;
-  std::uint64_t points_written = 0;
-  std::uint64_t failed_attempts = 0;
-  std::uint64_t batches_dead_lettered = 0;
-  std::uint64_t points_dead_lettered = 0;
-  std::uint64_t batches_split = 0;  // halvings to isolate points InfluxDB refused (400, 413)
-  LatencyHistogram write_seconds;   // duration of every write request, whatever its outcome
-  TimeMs last_success_ms = 0;       // clock_() at the last acknowledged write; 0: none yet
-  std::string last_failure;         // why the last write failed; "" once one succeeds again
-};
-
 class BatchWriter {
  public:
   // Called with a batch that will never be retried, before it leaves the queue. Returns false if
@@ -138,15 +117,14 @@ class BatchWriter {
   void on_pause(std::function<void(std::chrono::milliseconds)> callback) {
     on_pause_ = std::move(callback);
   }
-  const SinkCounters& counters() const { return counters_; }
-  bool in_retry_episode() const { return backoff_.failures() > 0; }
+  const SinkCounters& counters() const { return plan_.counters(); }
+  bool in_retry_episode() const { return plan_.in_retry_episode(); }
 
  private:
   boost::asio::awaitable<void> send_batch(const PointQueue::Batch& batch);
-  bool give_up(const PointQueue::Batch& batch, const std::string& why);
+  // Logs what `step` says the operator should hear; `waiting`: the queue's size before the step.
+  void report(const SendPlan::Step& step, const PointQueue::Batch& batch, std::size_t waiting);
   boost::asio::awaitable<void> pause(std::chrono::milliseconds delay);
-  std::size_t batch_limit() const;
-  void end_split_if_done(std::uint64_t last_seq);
 
   const config::InfluxSinkConfig& settings_;
   PointQueue& queue_;
@@ -156,18 +134,12 @@ class BatchWriter {
   std::shared_ptr<spdlog::logger> log_;
   Clock clock_;
   InfluxClient client_;
-  Backoff backoff_;
+  SendPlan plan_;
   boost::asio::steady_timer wake_timer_;     // waits for a batch to become due
   boost::asio::steady_timer backoff_timer_;  // waits between attempts; only stop() cuts it short
-  bool flushing_ = false;
   bool stopped_ = false;
-  TimeMs last_reminder_ = 0;
-  TimeMs last_dead_letter_log_ = std::numeric_limits<TimeMs>::min() / 2;
-  std::size_t split_limit_ = 0;          // > 0 while a refused batch is sent in pieces of this size
-  std::uint64_t split_through_seq_ = 0;  // last point of the refused batch
   std::mt19937_64 random_{std::random_device{}()};
   std::uniform_real_distribution<double> jitter_{0.0, 1.0};
-  SinkCounters counters_;
 };
 
 }  // namespace tumbled::sink
