@@ -1061,3 +1061,59 @@ TEST_CASE("keyed: field types of different (measurement, field) names never mix"
   k.w.advance(10'000);
   CHECK(k.emit_sorted() == "a\0b c_sum=1i 10000\na b\0c_sum=2i 10000\n"s);
 }
+
+TEST_CASE("keyed: while reading is paused the input does not count as idle", "[keyed]") {
+  KeyedSettings s = event_time();
+  s.idle_timeout_ms = 30'000;
+  Keyed k(s);
+  CHECK(k.add("m v=1i 35000", 36'000) == Rejection::none);
+  // The pipeline paused reading at 40 s and keeps saying so; lines may wait unread.
+  for (TimeMs now = 40'000; now <= 100'000; now += 10'000) {
+    k.w.not_idle(now);
+    k.w.advance(now);
+  }
+  CHECK(k.w.watermark() == 35'000);
+  CHECK(k.emit().empty());
+  // Resumed at 100 s: the waiting line for the open window is still on time.
+  CHECK(k.add("m v=2i 39000", 100'500) == Rejection::none);
+  k.w.advance(129'999);
+  CHECK(k.emit().empty());
+  k.w.advance(130'500);  // idle for 30 s since the last line
+  CHECK(k.emit() == "m v_sum=3i 40000\n");
+}
+
+TEST_CASE("keyed: a line over max_keys still moves the watermark", "[keyed]") {
+  // With idle_timeout 0 only lines move the watermark: rejected ones must too, or pairs of
+  // windows not due yet could hold max_keys for good.
+  KeyedSettings s = event_time({"host"});
+  s.max_keys = 2;
+  Keyed k(s);
+  CHECK(k.add("m,host=a v=1i 1000", 0) == Rejection::none);
+  CHECK(k.add("m,host=b v=1i 2000", 0) == Rejection::none);
+  CHECK(k.add("m,host=c v=1i 12000", 0) == Rejection::too_many_keys);
+  CHECK(k.w.watermark() == 12'000);
+  CHECK(k.emit_sorted() == "m,host=a v_sum=1i 10000\nm,host=b v_sum=1i 10000\n");
+  CHECK(k.add("m,host=c v=1i 12000", 0) == Rejection::none);  // room again
+}
+
+TEST_CASE("keyed: a restored pair's first emission is not an update", "[keyed]") {
+  KeyedSettings s = event_time();
+  s.allowed_lateness_ms = 10'000;
+  Keyed live(s);
+  CHECK(live.add("m v=1i 1000", 0) == Rejection::none);
+  const auto changes = live.w.changes();
+  Keyed back(s);
+  for (const auto& type : changes.field_types) {
+    back.w.restore_field_type(type.measurement, type.field, type.is_float);
+  }
+  back.w.restore_time(changes.watermark, changes.newest_event);
+  for (const auto& pair : changes.pairs)
+    REQUIRE(back.w.restore_pair(pair.start, pair.key, pair.value));
+  CHECK(back.add("m v=1i 10000", 0) == Rejection::none);
+  CHECK(back.emit() == "m v_sum=1i 10000\n");
+  CHECK(back.w.counters().points_emitted == 1);
+  CHECK(back.w.counters().points_updated == 0);
+  CHECK(back.add("m v=5i 9000", 0) == Rejection::none);  // late, within lateness
+  CHECK(back.emit() == "m v_sum=6i 10000\n");
+  CHECK(back.w.counters().points_updated == 1);
+}
