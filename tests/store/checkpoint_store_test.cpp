@@ -493,15 +493,22 @@ TEST_CASE("a new CheckpointStore records the current format version", "[store][f
         tumbled::store::kFormatVersion);
 }
 
-TEST_CASE("a store written by the release before the version record is read and migrated",
-          "[store][format]") {
-  // tests/store/fixtures/state-format-1: made by that release's daemon (1 s windows, InfluxDB
-  // unreachable): 1, 2, 3 fed into one window, which closed into a point that was never sent;
-  // then 10 and 20 into a window still open at SIGTERM.
+TEST_CASE("stores written by earlier releases are read and migrated", "[store][format]") {
+  // Both fixtures were made by a release's daemon (1 s windows, InfluxDB unreachable): 1, 2, 3
+  // fed into one window, which closed into a point that was never sent; then 10 and 20 into a
+  // window still open at SIGTERM. state-format-1: the release before the version record (the
+  // layout of version 1, no record; `sum` only); state-format-1-recorded: the last release of
+  // version 1, with its record ([sum, count, min, max]).
+  const auto [fixture, recorded_version, point_prefix] =
+      GENERATE(table<std::string, std::uint64_t, std::string>({
+          {"state-format-1", 0, "records,window=10-sec sum=6i "},
+          {"state-format-1-recorded", 1, "records,window=10-sec sum=6i,count=3i,min=1i,max=3i "},
+      }));
+  CAPTURE(fixture);
   TempDir dir;
   const auto path = dir.path() / "state";
-  std::filesystem::copy(TUMBLED_SOURCE_DIR "/tests/store/fixtures/state-format-1", path);
-  const auto check = [](const RestoredPipeline& restored) {
+  std::filesystem::copy(TUMBLED_SOURCE_DIR "/tests/store/fixtures/" + fixture, path);
+  const auto check = [&point_prefix](const RestoredPipeline& restored) {
     REQUIRE(restored.open_windows.size() == 1);
     const WindowAccumulator& open = restored.open_windows.begin()->second;
     CHECK(open.sum == 30);
@@ -509,12 +516,14 @@ TEST_CASE("a store written by the release before the version record is read and 
     CHECK(open.min == 10);
     CHECK(open.max == 20);
     REQUIRE(restored.points.size() == 1);
-    CHECK(restored.points[0].line.find("records,window=10-sec sum=6i ") == 0);
+    CHECK(restored.points[0].line.find(point_prefix) == 0);
     CHECK(restored.next_seq == restored.points[0].seq + 1);
+    CHECK(restored.keyed_pairs.empty());
+    CHECK_FALSE(restored.watermark);
   };
   {
     auto reader = CheckpointStore::open(path.string(), CheckpointStore::Access::read_only);
-    CHECK(reader->format_version() == 0);  // read as it is, not migrated
+    CHECK(reader->format_version() == recorded_version);  // read as it is, not migrated
     check(reader->load("records"));
   }
   {
@@ -525,37 +534,6 @@ TEST_CASE("a store written by the release before the version record is read and 
   // Migrated once: reopening finds the record.
   CHECK(CheckpointStore::open(path.string())->format_version() == tumbled::store::kFormatVersion);
   check(CheckpointStore::open(path.string())->load("records"));
-}
-
-TEST_CASE("a store written by the release of format version 1 is read and migrated",
-          "[store][format]") {
-  // tests/store/fixtures/state-format-1-recorded: made by the last release of version 1 (with the
-  // version record) the same way as state-format-1: 1 s windows of [sum, count, min, max],
-  // InfluxDB unreachable; 1, 2, 3 closed into a point never sent; 10 and 20 open at SIGTERM.
-  TempDir dir;
-  const auto path = dir.path() / "state";
-  std::filesystem::copy(TUMBLED_SOURCE_DIR "/tests/store/fixtures/state-format-1-recorded", path);
-  const auto check = [](const RestoredPipeline& restored) {
-    REQUIRE(restored.open_windows.size() == 1);
-    const WindowAccumulator& open = restored.open_windows.begin()->second;
-    CHECK(open.sum == 30);
-    CHECK(open.count == 2);
-    CHECK(open.min == 10);
-    CHECK(open.max == 20);
-    REQUIRE(restored.points.size() == 1);
-    CHECK(restored.points[0].line.find("records,window=10-sec sum=6i,count=3i,min=1i,max=3i ") ==
-          0);
-    CHECK(restored.keyed_pairs.empty());
-    CHECK_FALSE(restored.watermark);
-  };
-  {
-    auto reader = CheckpointStore::open(path.string(), CheckpointStore::Access::read_only);
-    CHECK(reader->format_version() == 1);
-    check(reader->load("records"));
-  }
-  auto store = CheckpointStore::open(path.string());
-  CHECK(store->format_version() == tumbled::store::kFormatVersion);
-  check(store->load("records"));
 }
 
 TEST_CASE("a store of a newer format version is refused, untouched, with a clear message",
