@@ -8,12 +8,16 @@
 #include <string_view>
 #include <vector>
 
+#include "printable.hpp"
 #include "source/line_framer.hpp"
 
 using tumbled::source::LineCounters;
 using tumbled::source::LineFramer;
 using tumbled::source::LineKind;
 using tumbled::source::parse_line;
+
+using tumbled::test::counters_text;
+using tumbled::test::visible;
 
 namespace {
 
@@ -30,29 +34,6 @@ const char* kind_name(LineKind kind) {
   return "?";
 }
 
-// Printable form of a test input, so failures show which bytes were fed.
-std::string visible(std::string_view bytes) {
-  std::string out;
-  for (unsigned char c : bytes) {
-    if (c >= 0x20 && c < 0x7f && c != '\\') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      static const char* hex = "0123456789abcdef";
-      out += "\\x";
-      out.push_back(hex[c >> 4]);
-      out.push_back(hex[c & 0xf]);
-    }
-  }
-  return out;
-}
-
-std::string describe(const LineCounters& c) {
-  std::ostringstream s;
-  s << "accepted=" << c.accepted << " empty=" << c.empty << " not_integer=" << c.not_integer
-    << " out_of_range=" << c.out_of_range << " too_long=" << c.too_long;
-  return s.str();
-}
-
 LineCounters counters(std::uint64_t accepted, std::uint64_t empty, std::uint64_t not_integer,
                       std::uint64_t out_of_range, std::uint64_t too_long) {
   LineCounters c;
@@ -66,7 +47,7 @@ LineCounters counters(std::uint64_t accepted, std::uint64_t empty, std::uint64_t
 
 struct Outcome {
   std::vector<std::int64_t> values;
-  std::string counters;  // describe()d, so it compares and prints in one go
+  std::string counters;  // counters_text(), so it compares and prints in one go
 };
 
 // Feeds `chunks` in order, then finish() if asked; checks the pending-bytes bound after each feed.
@@ -83,7 +64,7 @@ Outcome run(std::size_t max_line_bytes, const std::vector<std::string_view>& chu
     framer.finish(collect);
     REQUIRE(framer.pending_bytes() == 0);
   }
-  outcome.counters = describe(framer.counters());
+  outcome.counters = counters_text(framer.counters());
   return outcome;
 }
 
@@ -224,17 +205,17 @@ TEST_CASE("LineFramer gives the same result however the stream is chunked", "[fr
   SECTION("the expected values themselves") {
     const Outcome o = run_whole(64, "1\n-22\r\n\n+333\nabc\n 4444 \n99999999999999999999\r\n\r\n5");
     CHECK(o.values == std::vector<std::int64_t>{1, -22, 333, 4444, 5});
-    CHECK(o.counters == describe(counters(5, 2, 1, 1, 0)));
+    CHECK(o.counters == counters_text(counters(5, 2, 1, 1, 0)));
     const Outcome l = run_whole(6, "123456\n1234567\n -1234\n-12345\r\n7\n12345678901234\n8");
     CHECK(l.values == std::vector<std::int64_t>{123456, -1234, 7, 8});
-    CHECK(l.counters == describe(counters(4, 0, 0, 0, 3)));
+    CHECK(l.counters == counters_text(counters(4, 0, 0, 0, 3)));
   }
 }
 
 TEST_CASE("LineFramer handles CRLF line endings", "[framer]") {
   const Outcome o = run_bytewise(32, "10\r\n-20\r\n\r\n30\r\n");
   CHECK(o.values == std::vector<std::int64_t>{10, -20, 30});
-  CHECK(o.counters == describe(counters(3, 1, 0, 0, 0)));
+  CHECK(o.counters == counters_text(counters(3, 1, 0, 0, 0)));
 }
 
 TEST_CASE("LineFramer ignores and counts empty lines", "[framer]") {
@@ -263,7 +244,7 @@ TEST_CASE("LineFramer counts garbage by reason and keeps accepting later lines",
   framer.feed(std::string_view("\0\n6\n", 4), collect);
   CHECK(values == std::vector<std::int64_t>{1, 2, 3, 4, 5, 6});
   const LineCounters& c = framer.counters();
-  CHECK(describe(c) == describe(counters(6, 1, 3, 1, 1)));
+  CHECK(counters_text(c) == counters_text(counters(6, 1, 3, 1, 1)));
   CHECK(c.rejected() == 5);
 }
 
@@ -291,10 +272,10 @@ TEST_CASE("LineFramer enforces max_line_bytes at the exact boundary", "[framer]"
     if (accepted) {
       REQUIRE(o.values.size() == 2);
       CHECK(o.values[1] == 42);
-      CHECK(o.counters == describe(counters(2, 0, 0, 0, 0)));
+      CHECK(o.counters == counters_text(counters(2, 0, 0, 0, 0)));
     } else {
       CHECK(o.values == std::vector<std::int64_t>{42});
-      CHECK(o.counters == describe(counters(1, 0, fits ? 1 : 0, 0, fits ? 0 : 1)));
+      CHECK(o.counters == counters_text(counters(1, 0, fits ? 1 : 0, 0, fits ? 0 : 1)));
     }
   };
   SECTION("within one chunk") {
@@ -356,19 +337,20 @@ TEST_CASE("LineFramer bounds memory when a client never sends a newline", "[fram
 }
 
 TEST_CASE("LineFramer::finish handles the unterminated last line", "[framer]") {
-  const auto [payload, expected_values, expected_counters] =
-      GENERATE(table<std::string, std::vector<std::int64_t>, std::string>({
-          {"17", {17}, describe(counters(1, 0, 0, 0, 0))},
-          {"1\n-17\r", {1, -17}, describe(counters(2, 0, 0, 0, 0))},
-          {"1\n", {1}, describe(counters(1, 0, 0, 0, 0))},  // nothing pending: no extra line
-          {"", {}, describe(counters(0, 0, 0, 0, 0))},
-          {"1\n  ", {1}, describe(counters(1, 1, 0, 0, 0))},
-          {"1\nab", {1}, describe(counters(1, 0, 1, 0, 0))},
-          {"99999999999999999999", {}, describe(counters(0, 0, 0, 1, 0))},
-          {"1234567890123456789012345678901234567890", {}, describe(counters(0, 0, 0, 0, 1))},
-          {"1\n12345678901234567890123456789012345678901", {1}, describe(counters(1, 0, 0, 0, 1))},
-          {"12345678901234567890123456789012", {}, describe(counters(0, 0, 0, 1, 0))},  // 32: fits
-      }));
+  const auto [payload, expected_values,
+              expected_counters] = GENERATE(table<std::string, std::vector<std::int64_t>,
+                                                  std::string>({
+      {"17", {17}, counters_text(counters(1, 0, 0, 0, 0))},
+      {"1\n-17\r", {1, -17}, counters_text(counters(2, 0, 0, 0, 0))},
+      {"1\n", {1}, counters_text(counters(1, 0, 0, 0, 0))},  // nothing pending: no extra line
+      {"", {}, counters_text(counters(0, 0, 0, 0, 0))},
+      {"1\n  ", {1}, counters_text(counters(1, 1, 0, 0, 0))},
+      {"1\nab", {1}, counters_text(counters(1, 0, 1, 0, 0))},
+      {"99999999999999999999", {}, counters_text(counters(0, 0, 0, 1, 0))},
+      {"1234567890123456789012345678901234567890", {}, counters_text(counters(0, 0, 0, 0, 1))},
+      {"1\n12345678901234567890123456789012345678901", {1}, counters_text(counters(1, 0, 0, 0, 1))},
+      {"12345678901234567890123456789012", {}, counters_text(counters(0, 0, 0, 1, 0))},  // 32: fits
+  }));
   CAPTURE(visible(payload));
   const Outcome whole = run_whole(32, payload);
   CHECK(whole.values == expected_values);
@@ -389,7 +371,7 @@ TEST_CASE("LineFramer::finish does not emit the remainder of an over-long line",
   framer.feed("6", collect);  // the tail "6" must not come out as a value
   framer.finish(collect);
   CHECK(values.empty());
-  CHECK(describe(framer.counters()) == describe(counters(0, 0, 0, 0, 1)));
+  CHECK(counters_text(framer.counters()) == counters_text(counters(0, 0, 0, 0, 1)));
   CHECK(framer.pending_bytes() == 0);
 }
 
@@ -398,15 +380,15 @@ TEST_CASE("LineCounters::operator+= adds every counter", "[framer]") {
   const LineCounters b = counters(10, 20, 30, 40, 50);
   LineCounters& result = (a += b);
   CHECK(&result == &a);
-  CHECK(describe(a) == describe(counters(11, 22, 33, 44, 55)));
+  CHECK(counters_text(a) == counters_text(counters(11, 22, 33, 44, 55)));
   CHECK(a.rejected() == 33 + 44 + 55);
-  CHECK(describe(b) == describe(counters(10, 20, 30, 40, 50)));
+  CHECK(counters_text(b) == counters_text(counters(10, 20, 30, 40, 50)));
 
   (a += b) += b;
-  CHECK(describe(a) == describe(counters(31, 62, 93, 124, 155)));
+  CHECK(counters_text(a) == counters_text(counters(31, 62, 93, 124, 155)));
 
   LineCounters zero;
   a += zero;
-  CHECK(describe(a) == describe(counters(31, 62, 93, 124, 155)));
+  CHECK(counters_text(a) == counters_text(counters(31, 62, 93, 124, 155)));
   CHECK(zero.rejected() == 0);
 }

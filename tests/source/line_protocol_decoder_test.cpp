@@ -14,6 +14,7 @@
 #include <tuple>
 #include <vector>
 
+#include "printable.hpp"
 #include "source/integer_decoder.hpp"
 #include "source/line_framer.hpp"
 #include "source/line_protocol_decoder.hpp"
@@ -28,33 +29,10 @@ using tumbled::source::ParsedField;
 using tumbled::source::ParsedLine;
 using tumbled::source::Rejection;
 
+using tumbled::test::counters_text;
+using tumbled::test::visible;
+
 namespace {
-
-// Printable form of bytes, so failures show what was fed.
-std::string visible(std::string_view bytes) {
-  std::string out;
-  for (unsigned char c : bytes) {
-    if (c >= 0x20 && c < 0x7f && c != '\\') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      static const char* hex = "0123456789abcdef";
-      out += "\\x";
-      out.push_back(hex[c >> 4]);
-      out.push_back(hex[c & 0xf]);
-    }
-  }
-  return out;
-}
-
-std::string counters_text(const LineCounters& c) {
-  std::ostringstream s;
-  s << "accepted=" << c.accepted << " empty=" << c.empty << " not_integer=" << c.not_integer
-    << " out_of_range=" << c.out_of_range << " too_long=" << c.too_long
-    << " bad_line=" << c.bad_line << " no_numeric_field=" << c.no_numeric_field
-    << " type_conflict=" << c.type_conflict << " too_late=" << c.too_late
-    << " too_far_in_future=" << c.too_far_in_future << " too_many_keys=" << c.too_many_keys;
-  return s.str();
-}
 
 // One readable text per parsed line: measurement, tags, fields with their types, timestamp.
 std::string render(const ParsedLine& line) {
