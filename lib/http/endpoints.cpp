@@ -36,21 +36,10 @@ class Exposition {
   void rejected_lines() {
     constexpr std::string_view name = "tumbled_lines_rejected_total";
     header(name, "counter", "Input lines rejected and skipped, by reason.");
-    using source::LineCounters;
-    static constexpr std::pair<std::string_view, std::uint64_t LineCounters::*> kReasons[] = {
-        {"not_integer", &LineCounters::not_integer},
-        {"out_of_range", &LineCounters::out_of_range},
-        {"too_long", &LineCounters::too_long},
-        {"bad_line", &LineCounters::bad_line},
-        {"no_numeric_field", &LineCounters::no_numeric_field},
-        {"type_conflict", &LineCounters::type_conflict},
-        {"too_late", &LineCounters::too_late},
-        {"too_far_in_future", &LineCounters::too_far_in_future},
-        {"too_many_keys", &LineCounters::too_many_keys},
-    };
     for (const auto& p : pipelines_) {
-      for (const auto& [reason, counter] : kReasons) {
-        sample(name, p, ",reason=\"" + std::string(reason) + "\"", text_of(p.lines.*counter));
+      for (const auto reason : source::kRejections) {
+        sample(name, p, ",reason=\"" + std::string(source::name(reason)) + "\"",
+               text_of(p.lines[reason]));
       }
     }
   }

@@ -348,12 +348,8 @@ void Pipeline::report_rejections() {
     return;
   }
   std::string reasons;
-  for (const auto reason : {source::Rejection::not_integer, source::Rejection::out_of_range,
-                            source::Rejection::too_long, source::Rejection::bad_line,
-                            source::Rejection::no_numeric_field, source::Rejection::type_conflict,
-                            source::Rejection::too_late, source::Rejection::too_far_in_future,
-                            source::Rejection::too_many_keys}) {
-    const std::uint64_t count = source::LineCounters(lines)[reason];
+  for (const auto reason : source::kRejections) {
+    const std::uint64_t count = lines[reason];
     if (count > 0)
       reasons +=
           (reasons.empty() ? "" : ", ") + std::to_string(count) + " " + source::describe(reason);

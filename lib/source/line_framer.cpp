@@ -49,6 +49,22 @@ const char* describe(Rejection reason) {
   return "unknown";
 }
 
+const char* name(Rejection reason) {
+  switch (reason) {
+    case Rejection::none: return "none";
+    case Rejection::not_integer: return "not_integer";
+    case Rejection::out_of_range: return "out_of_range";
+    case Rejection::too_long: return "too_long";
+    case Rejection::bad_line: return "bad_line";
+    case Rejection::no_numeric_field: return "no_numeric_field";
+    case Rejection::type_conflict: return "type_conflict";
+    case Rejection::too_late: return "too_late";
+    case Rejection::too_far_in_future: return "too_far_in_future";
+    case Rejection::too_many_keys: return "too_many_keys";
+  }
+  return "unknown";
+}
+
 std::uint64_t& LineCounters::operator[](Rejection reason) {
   switch (reason) {
     case Rejection::none: break;

@@ -35,8 +35,16 @@ enum class Rejection : std::uint8_t {
   too_far_in_future,  // event time beyond the wall clock + window.max_future
   too_many_keys,      // a new (key, window) pair over window.max_keys
 };
+// Every reason, in the order of the enum (none excluded).
+inline constexpr Rejection kRejections[] = {
+    Rejection::not_integer, Rejection::out_of_range,      Rejection::too_long,
+    Rejection::bad_line,    Rejection::no_numeric_field,  Rejection::type_conflict,
+    Rejection::too_late,    Rejection::too_far_in_future, Rejection::too_many_keys,
+};
 // A short description: "not an integer", "too late", ...
 const char* describe(Rejection reason);
+// Its name in metrics: "not_integer", "too_late", ...
+const char* name(Rejection reason);
 
 struct LineCounters {
   std::uint64_t accepted = 0;
@@ -57,6 +65,9 @@ struct LineCounters {
   }
   // The counter of one reason (none: `accepted`).
   std::uint64_t& operator[](Rejection reason);
+  std::uint64_t operator[](Rejection reason) const {
+    return (*const_cast<LineCounters*>(this))[reason];
+  }
   LineCounters& operator+=(const LineCounters& other);
   LineCounters& operator-=(const LineCounters& other);
 };
