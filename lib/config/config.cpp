@@ -683,7 +683,8 @@ const std::vector<Key<PipelineConfig>>& pipeline_keys() {
       only_if(key<P>("pipelines[].window.max_keys", integer<std::size_t>(1, 1'000'000'000),
                      FIELD(max_keys),
                      "Open (key, window) pairs at most; a line for a new pair beyond it is "
-                     "rejected (`too_many_keys`)."),
+                     "rejected (`too_many_keys`), as is one that would take the numeric field "
+                     "aggregates of all open pairs beyond 16 × max_keys."),
               line_protocol),
       key<P>("pipelines[].window.aggregates", aggregates(), FIELD(aggregates),
              "Values computed per window; non-empty, no repeats."),

@@ -287,12 +287,22 @@ Rejection KeyedWindows::add(const source::ParsedLine& line, TimeMs now) {
     const auto found = window->second.pairs.find(key->second);
     if (found != window->second.pairs.end()) existing = &found->second;
   }
-  if (existing == nullptr && open_pairs_ >= settings_.max_keys) {
+  // New aggregates this line opens: its fields the pair does not have yet (all, for a new pair).
+  std::size_t new_fields = selected_scratch_.size();
+  if (existing != nullptr) {
+    for (const Selected& sel : selected_scratch_) {
+      new_fields -= std::any_of(existing->fields.begin(), existing->fields.end(),
+                                [&](const FieldState& f) { return f.type == sel.type; });
+    }
+  }
+  if ((existing == nullptr && open_pairs_ >= settings_.max_keys) ||
+      open_fields_ + new_fields > settings_.max_keys * kFieldsPerPair) {
     // Its time still moves the watermark: otherwise, with window.idle_timeout 0, pairs of
     // windows not due yet could fill max_keys and hold back the very lines that close them.
     see(t, now);
     return Rejection::too_many_keys;
   }
+  open_fields_ += new_fields;
 
   // Accepted: from here on the state changes.
   for (Selected& s : selected_scratch_) {
@@ -473,7 +483,10 @@ std::size_t KeyedWindows::emit(std::string& out) {
       ++it;
       continue;
     }
-    for (const auto& entry : w.pairs) release_key(entry.first);
+    for (const auto& entry : w.pairs) {
+      release_key(entry.first);
+      open_fields_ -= entry.second.fields.size();
+    }
     open_pairs_ -= w.pairs.size();
     dropped_windows_.push_back(it->first);
     ++counters_.windows_dropped;
@@ -574,11 +587,13 @@ bool KeyedWindows::restore_pair(TimeMs start, std::string_view key, std::string_
   if (!in.rest.empty()) return false;
   Window& w = windows_[start];
   const std::uint32_t id = intern_key(key);
+  const std::size_t fields = pair.fields.size();
   const auto [slot, created] = w.pairs.try_emplace(id, std::move(pair));
   if (!created) {
     release_key(id);
     return false;
   }
+  open_fields_ += fields;
   // Pending: emitted (again) if its window is due, the point is the same and InfluxDB overwrites
   // it. Not `emitted`: the counters are this run's, and this run has not emitted it yet.
   ++w.pending;

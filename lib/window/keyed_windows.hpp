@@ -31,7 +31,9 @@
 //
 // Bounds. At most max_keys open (key, window) pairs: a line for a new pair beyond that is
 // rejected (too_many_keys) while existing pairs keep aggregating, and its time still moves the
-// watermark, so the windows that hold the pairs close; at most max_keys field types.
+// watermark, so the windows that hold the pairs close; at most max_keys field types, and at
+// most kFieldsPerPair × max_keys field aggregates in all (a line opening more is rejected the
+// same way), so many field names per key cannot grow memory either.
 // Memory follows the open pairs, whatever the input.
 //
 // Checkpoints. changes() lists what changed since the last saved checkpoint (pairs written to,
@@ -107,6 +109,9 @@ struct KeyedCounters {
   std::uint64_t sums_saturated = 0;   // points written with a clamped sum
   std::uint64_t windows_dropped = 0;  // windows whose lateness passed
 };
+
+// Field aggregates allowed per open pair on average (see Bounds above).
+inline constexpr std::size_t kFieldsPerPair = 16;
 
 class KeyedWindows {
   // libstdc++'s string hash reads 8 bytes at a time; boost::hash's is several times slower on
@@ -197,6 +202,7 @@ class KeyedWindows {
 
   std::map<TimeMs, Window> windows_;  // by start
   std::size_t open_pairs_ = 0;
+  std::size_t open_fields_ = 0;  // field aggregates of all open pairs
 
   // Interned keys: text by id (a deque keeps each string in place, so the map's views hold),
   // how many open pairs use each id, and the free ids for reuse.

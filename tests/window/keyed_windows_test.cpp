@@ -1103,3 +1103,27 @@ TEST_CASE("keyed: a restored pair's first emission is not an update", "[keyed]")
   CHECK(back.emit() == "m v_sum=6i 10000\n");
   CHECK(back.w.counters().points_updated == 1);
 }
+
+TEST_CASE("keyed: field aggregates are bounded by 16 x max_keys in all", "[keyed]") {
+  const auto fields = [](int first, int count) {
+    std::string text;
+    for (int i = first; i < first + count; ++i) {
+      text += (text.empty() ? "" : ",") + std::string("f") + std::to_string(i) + "=1i";
+    }
+    return text;
+  };
+  const auto host = [](int i) { return "m,host=h" + std::to_string(i) + " "; };
+  KeyedSettings s = processing_time({"host"});
+  s.max_keys = 20;  // 20 pairs, 20 field types, 320 field aggregates in all
+  Keyed k(s);
+  for (int i = 0; i < 15; ++i) CHECK(k.add(host(i) + fields(0, 20), 1'000) == Rejection::none);
+  // 300 aggregates open: 20 more make 320, the bound; then not one more.
+  CHECK(k.add(host(15) + fields(0, 20), 1'000) == Rejection::none);
+  CHECK(k.add(host(16) + fields(0, 1), 1'000) == Rejection::too_many_keys);
+  // Existing aggregates keep aggregating.
+  CHECK(k.add(host(0) + fields(0, 20), 1'000) == Rejection::none);
+  CHECK(k.w.open_pairs() == 16);
+  k.w.advance(10'000);
+  CHECK_FALSE(k.emit().empty());
+  CHECK(k.add(host(16) + fields(0, 20), 10'500) == Rejection::none);  // room again
+}
