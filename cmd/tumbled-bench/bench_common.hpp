@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "payload.hpp"
+#include "support/http_client.hpp"
 #include "support/influxd.hpp"
 #include "support/process.hpp"
 
@@ -132,12 +133,12 @@ struct InfluxTotals {
 };
 InfluxTotals influx_totals(KeepAliveHttp& http, std::string_view db);
 
-// GET /metrics of a tumbled: every sample by its name with labels, e.g.
-// `tumbled_open_keys{pipeline="bench"}`. Throws if it does not answer 200.
-std::map<std::string, double> scrape_metrics(std::uint16_t port);
-// The sample `name{pipeline="bench"<labels>}`; throws if absent.
-double pipeline_metric(const std::map<std::string, double>& samples, const std::string& name,
-                       const std::string& labels = "");
+// /metrics of the bench's tumbled (tests/support/http_client.hpp), pipeline "bench".
+using test::scrape_metrics;
+inline double pipeline_metric(const std::map<std::string, double>& samples, const std::string& name,
+                              const std::string& labels = "") {
+  return test::pipeline_metric(samples, name, labels, "bench");
+}
 
 // Sends the payload over `connections` TCP connections to 127.0.0.1:port, each connection
 // repeating the payload from the start in ~64 KiB chunks of whole lines, until `stop` is set

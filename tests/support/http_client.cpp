@@ -9,6 +9,8 @@
 #include <boost/beast/http.hpp>
 
 #include <exception>
+#include <sstream>
+#include <stdexcept>
 
 namespace tumbled::test {
 
@@ -72,6 +74,29 @@ std::string url_encode(std::string_view text) {
     }
   }
   return out;
+}
+
+std::map<std::string, double> scrape_metrics(std::uint16_t port) {
+  const auto response = http_request(boost::beast::http::verb::get, "127.0.0.1", port, "/metrics");
+  if (response.status != 200) {
+    throw std::runtime_error("/metrics answered " + std::to_string(response.status));
+  }
+  std::map<std::string, double> samples;
+  std::istringstream in(response.body);
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    const auto space = line.rfind(' ');
+    samples[line.substr(0, space)] = std::stod(line.substr(space + 1));
+  }
+  return samples;
+}
+
+double pipeline_metric(const std::map<std::string, double>& samples, const std::string& name,
+                       const std::string& labels, const std::string& pipeline) {
+  const std::string key = name + "{pipeline=\"" + pipeline + "\"" + labels + "}";
+  const auto it = samples.find(key);
+  if (it == samples.end()) throw std::runtime_error("no sample " + key + " on /metrics");
+  return it->second;
 }
 
 }  // namespace tumbled::test

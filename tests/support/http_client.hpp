@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -41,5 +42,14 @@ HttpResponse http_request(boost::beast::http::verb method, std::string_view host
 // Percent-encodes everything except RFC 3986 unreserved characters, which is
 // what query-string values (InfluxQL with spaces, quotes, '=') need.
 std::string url_encode(std::string_view text);
+
+// One scrape of a tumbled's /metrics on 127.0.0.1:`port`: each sample's value by "name{labels}"
+// ("name" alone for a metric without labels). Throws std::runtime_error unless it answers 200;
+// usable from any thread.
+std::map<std::string, double> scrape_metrics(std::uint16_t port);
+// The sample of `name` for `pipeline` (`labels` are any further ones, e.g. ",reason=\"too_long\"");
+// throws std::runtime_error if the scrape has none.
+double pipeline_metric(const std::map<std::string, double>& samples, const std::string& name,
+                       const std::string& labels, const std::string& pipeline);
 
 }  // namespace tumbled::test

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "support/http_client.hpp"
 #include "support/influxd.hpp"
 #include "support/process.hpp"
 
@@ -97,12 +98,8 @@ class Daemon {
   std::optional<ChildProcess> process_;
 };
 
-// One scrape of the daemon's /metrics on 127.0.0.1:`port`: each sample's value by "name{labels}"
-// ("name" alone for a metric without labels). Throws std::runtime_error unless it answers 200;
-// usable from any thread.
-std::map<std::string, double> scrape_metrics(std::uint16_t port);
-// The sample of `name` for `pipeline` (`labels` are any further ones, e.g. ",reason=\"too_long\"");
-// throws std::runtime_error if the scrape has none.
+// /metrics of a daemon: scrape_metrics() and pipeline_metric() of tests/support/http_client.hpp,
+// here with pipeline "records" unless named.
 double pipeline_metric(const std::map<std::string, double>& samples, const std::string& name,
                        const std::string& labels = "", const std::string& pipeline = "records");
 
