@@ -96,14 +96,10 @@ void scan_suffixes(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* cf,
 template <class Fn>
 void scan(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* cf, const std::string& start_prefix,
           Fn&& fn) {
-  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(rocksdb::ReadOptions(), cf));
-  for (it->Seek(start_prefix); it->Valid() && it->key().starts_with(start_prefix); it->Next()) {
-    const rocksdb::Slice k = it->key();
-    if (k.size() != start_prefix.size() + 8) throw std::runtime_error("corrupt key in state store");
-    fn(read_be64(k.data() + start_prefix.size()), it->value());
-  }
-  if (!it->status().ok())
-    throw std::runtime_error("reading state store: " + it->status().ToString());
+  scan_suffixes(db, cf, start_prefix, [&fn](std::string_view rest, const rocksdb::Slice& value) {
+    if (rest.size() != 8) throw std::runtime_error("corrupt key in state store");
+    fn(read_be64(rest.data()), value);
+  });
 }
 
 }  // namespace
