@@ -59,14 +59,15 @@ struct LineCounters {
   std::uint64_t too_far_in_future = 0;
   std::uint64_t too_many_keys = 0;
 
-  std::uint64_t rejected() const {
-    return not_integer + out_of_range + too_long + bad_line + no_numeric_field + type_conflict +
-           too_late + too_far_in_future + too_many_keys;
-  }
   // The counter of one reason (none: `accepted`).
   std::uint64_t& operator[](Rejection reason);
   std::uint64_t operator[](Rejection reason) const {
     return (*const_cast<LineCounters*>(this))[reason];
+  }
+  std::uint64_t rejected() const {
+    std::uint64_t total = 0;
+    for (const Rejection reason : kRejections) total += (*this)[reason];
+    return total;
   }
   LineCounters& operator+=(const LineCounters& other);
   LineCounters& operator-=(const LineCounters& other);
