@@ -163,13 +163,7 @@ void Pipeline::close_windows() {
   if (keyed_) {
     if (source_->paused()) keyed_->not_idle(now);  // paused by us: unread lines may wait
     keyed_->advance(now);
-    std::string points;
-    emitted = keyed_->emit(points);
-    for (std::size_t at = 0; at < points.size();) {
-      const std::size_t end = points.find('\n', at) + 1;  // every point ends with '\n'
-      enqueue(points.substr(at, end - at), now);
-      at = end;
-    }
+    emitted = keyed_->emit([&](std::string&& point) { enqueue(std::move(point), now); });
     const auto saturated = keyed_->counters().sums_saturated;
     if (saturated > counters_.sums_saturated) {
       log_.window->warn(

@@ -462,7 +462,7 @@ void KeyedWindows::emit_pair(std::string& out, std::uint32_t key, PairState& pai
   if (saturated_any) ++counters_.sums_saturated;
 }
 
-std::size_t KeyedWindows::emit(std::string& out) {
+std::size_t KeyedWindows::emit(const std::function<void(std::string&& point)>& on_point) {
   std::size_t points = 0;
   for (auto it = windows_.begin();
        it != windows_.end() && later(it->first, settings_.size_ms) <= watermark_;) {
@@ -471,7 +471,9 @@ std::size_t KeyedWindows::emit(std::string& out) {
     if (w.pending > 0) {
       for (auto& [key, pair] : w.pairs) {
         if (!pair.pending) continue;
-        emit_pair(out, key, pair, end);
+        std::string point;
+        emit_pair(point, key, pair, end);
+        on_point(std::move(point));
         pair.pending = false;
         ++points;
         ++(pair.emitted ? counters_.points_updated : counters_.points_emitted);

@@ -134,10 +134,14 @@ class KeyedWindows {
   // (backpressure), and lines may wait unread. Without this the watermark would follow the wall
   // clock past windows those lines belong to, and they would be rejected as too late.
   void not_idle(TimeMs now) { last_line_at_ = last_line_at_ ? std::max(*last_line_at_, now) : now; }
-  // Appends to `out` one line-protocol point (with '\n') per (key, window) due: windows the
+  // Hands `on_point` one line-protocol point (with '\n') per (key, window) due: windows the
   // watermark has reached, with values not emitted yet, oldest window first; then drops the
-  // windows whose lateness has passed. Returns the number of points appended.
-  std::size_t emit(std::string& out);
+  // windows whose lateness has passed. Returns the number of points.
+  std::size_t emit(const std::function<void(std::string&& point)>& on_point);
+  // The same, appending the points to `out`.
+  std::size_t emit(std::string& out) {
+    return emit([&out](std::string&& point) { out += point; });
+  }
 
   KeyedChanges changes() const;
   void saved();  // the latest changes() are in the store
