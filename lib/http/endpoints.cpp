@@ -153,7 +153,8 @@ std::string prometheus_text(std::span<const PipelineStats> pipelines,
   e.family("tumbled_windows_emitted_total", "counter", "Windows closed and emitted as a point.",
            [](const P& p) { return p.windows_emitted; });
   e.family("tumbled_sums_saturated_total", "counter",
-           "Window sums outside int64, written clamped with sum_saturated=true.",
+           "Points with a sum outside int64 (line protocol: or beyond a double), written clamped "
+           "with sum_saturated=true (<field>_sum_saturated=true).",
            [](const P& p) { return p.sums_saturated; });
   e.family("tumbled_points_written_total", "counter", "Points acknowledged by InfluxDB.",
            [](const P& p) { return p.points_written; });
