@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(
   ca-certificates cmake g++ make pkg-config curl
-  libboost1.81-dev librocksdb-dev libyaml-cpp-dev libspdlog-dev catch2
+  libboost1.81-dev libboost-url1.81-dev librocksdb-dev libyaml-cpp-dev libspdlog-dev catch2
   influxdb influxdb-client
   libssl-dev zlib1g-dev  # TLS (https:// URLs) and gzip bodies to InfluxDB
   libsystemd-dev dpkg-dev file  # sd_notify; cpack -G DEB computes Depends with dpkg-shlibdeps
@@ -14,6 +14,8 @@ packages=(
 [ "${1:-}" = "--test" ] && packages+=(systemd docker-compose)
 # tests/stress.sh: a CPU hog beside the suite.
 [ "${1:-}" = "--test" ] && packages+=(stress-ng)
+# The HTTP source's tests: a real InfluxDB client library, and openssl for a test CA.
+[ "${1:-}" = "--test" ] && packages+=(python3-influxdb openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

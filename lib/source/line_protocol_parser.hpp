@@ -43,6 +43,10 @@
 
 namespace tumbled::source {
 
+// The unit of line-protocol timestamps: the pipeline's `source.precision`, or an HTTP write
+// request's own `precision` (InfluxDB's v1 API also knows minutes and hours).
+enum class Precision : std::uint8_t { ns, us, ms, s, m, h };
+
 struct ParsedField {
   enum class Type : std::uint8_t { integer, unsigned_integer, floating, boolean, string };
 

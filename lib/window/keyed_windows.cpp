@@ -34,6 +34,13 @@ TimeMs earlier(TimeMs a, TimeMs b) {
   return a < kMinTime + b ? kMinTime : a - b;
 }
 
+// A timestamp of `ms_per_unit` milliseconds per unit in milliseconds, clamped to the time range.
+TimeMs scaled(std::int64_t t, std::int64_t ms_per_unit) {
+  if (t > kMaxTime / ms_per_unit) return kMaxTime;
+  if (t < kMinTime / ms_per_unit) return kMinTime;
+  return t * ms_per_unit;
+}
+
 TimeMs floor_div(std::int64_t value, std::int64_t divisor) {
   TimeMs q = value / divisor;
   if (q * divisor > value) --q;  // truncation went towards zero for negative values
@@ -133,17 +140,17 @@ TimeMs KeyedWindows::start_of(TimeMs t) const {
   return floor_div(t, settings_.size_ms) * settings_.size_ms;
 }
 
-TimeMs KeyedWindows::event_time_of(const source::ParsedLine& line, TimeMs now) const {
+TimeMs KeyedWindows::event_time_of(const source::ParsedLine& line, TimeMs now,
+                                   Precision precision) const {
   if (!settings_.event_time || !line.timestamp) return now;
   const std::int64_t t = *line.timestamp;
-  switch (settings_.precision) {
+  switch (precision) {
     case Precision::ns: return floor_div(t, 1'000'000);
     case Precision::us: return floor_div(t, 1'000);
     case Precision::ms: return t;
-    case Precision::s:
-      if (t > kMaxTime / 1000) return kMaxTime;
-      if (t < kMinTime / 1000) return kMinTime;
-      return t * 1000;
+    case Precision::s: return scaled(t, 1'000);
+    case Precision::m: return scaled(t, 60'000);
+    case Precision::h: return scaled(t, 3'600'000);
   }
   return now;
 }
@@ -224,7 +231,11 @@ void KeyedWindows::release_key(std::uint32_t id) {
 }
 
 Rejection KeyedWindows::add(const source::ParsedLine& line, TimeMs now) {
-  TimeMs t = event_time_of(line, now);
+  return add(line, now, settings_.precision);
+}
+
+Rejection KeyedWindows::add(const source::ParsedLine& line, TimeMs now, Precision precision) {
+  TimeMs t = event_time_of(line, now, precision);
   if (settings_.event_time) {
     if (t > later(now, settings_.max_future_ms)) return Rejection::too_far_in_future;
   } else {

@@ -64,7 +64,7 @@ namespace tumbled::window {
 
 using TimeMs = std::int64_t;  // Unix epoch milliseconds
 
-enum class Precision : std::uint8_t { ns, us, ms, s };
+using source::Precision;
 
 struct KeyedSettings {
   TimeMs size_ms = 10'000;
@@ -127,6 +127,9 @@ class KeyedWindows {
 
   // One parsed line read at wall time `now`: aggregates it, or says why not (nothing changes).
   source::Rejection add(const source::ParsedLine& line, TimeMs now);
+  // The same for a line whose timestamp is in `precision` rather than the pipeline's (an HTTP
+  // write request says its own).
+  source::Rejection add(const source::ParsedLine& line, TimeMs now, Precision precision);
   // The wall clock: moves the watermark in processing time, and in event time after
   // idle_timeout without a line.
   void advance(TimeMs now);
@@ -197,7 +200,7 @@ class KeyedWindows {
   void build_key(std::string_view measurement, const source::ParsedLine& line);
   PairState* pair_for(TimeMs start, std::uint32_t key, bool& created);
   void emit_pair(std::string& out, std::uint32_t key, PairState& pair, TimeMs end);
-  TimeMs event_time_of(const source::ParsedLine& line, TimeMs now) const;
+  TimeMs event_time_of(const source::ParsedLine& line, TimeMs now, Precision precision) const;
   void see(TimeMs t, TimeMs now);  // a line of time t read at now: the watermark moves
 
   KeyedSettings settings_;
