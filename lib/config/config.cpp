@@ -255,8 +255,9 @@ Codec<GzipMode> gzip_mode() {
 
 // A readable PEM file holding at least one certificate, or "". Checked here so that
 // --check-config catches a wrong path; the TLS library parses the certificates at startup.
-Codec<string> pem_certificates_file() {
-  return text("path", [](const string& v) -> string {
+// The path of a readable file holding a PEM block that starts with `marker` (what: for messages).
+Codec<string> pem_file(string marker, string what) {
+  return text("path", [marker, what](const string& v) -> string {
     if (v.empty()) return "";
     std::error_code ec;
     const bool regular = std::filesystem::is_regular_file(v, ec);
@@ -273,11 +274,53 @@ Codec<string> pem_certificates_file() {
       text.append(buf, got);
     }
     std::fclose(f);
-    if (text.find("-----BEGIN CERTIFICATE-----") == string::npos) {
-      return "no PEM certificate (-----BEGIN CERTIFICATE-----) in \"" + v + "\"";
+    if (text.find(marker) == string::npos) {
+      return "no PEM " + what + " (" + marker + ") in \"" + v + "\"";
     }
     return "";
   });
+}
+
+Codec<string> pem_certificates_file() {
+  return pem_file("-----BEGIN CERTIFICATE-----", "certificate");
+}
+
+// A number of bytes: an integer, or one with a unit (KiB, MiB, GiB), in [lo, hi].
+Codec<std::size_t> byte_size(std::size_t lo, std::size_t hi) {
+  static constexpr std::array<std::pair<string_view, std::size_t>, 3> kUnits{
+      {{"GiB", std::size_t{1} << 30},
+       {"MiB", std::size_t{1} << 20},
+       {"KiB", std::size_t{1} << 10}}};
+  const auto show = [](std::size_t v) {
+    for (const auto& [unit, scale] : kUnits) {
+      if (v >= scale && v % scale == 0) return std::to_string(v / scale) + string(unit);
+    }
+    return std::to_string(v);
+  };
+  const string range = show(lo) + ".." + show(hi);
+  return {
+      "bytes (e.g. 65536, 64KiB, 25MiB), " + range,
+      [lo, hi, range](const Ctx& ctx, const YAML::Node& n, const string& path, std::size_t& out) {
+        const string v = ctx.scalar(n, path, "a size");
+        std::uint64_t count = 0;
+        const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), count);
+        const string_view unit(end, static_cast<std::size_t>(v.data() + v.size() - end));
+        std::uint64_t scale = 0;
+        if (unit.empty()) scale = 1;
+        for (const auto& [name, bytes] : kUnits) {
+          if (unit == name) scale = bytes;
+        }
+        if (ec == std::errc::invalid_argument || scale == 0) {
+          ctx.fail(
+              n.Mark(), path,
+              "expected a number of bytes, optionally with KiB, MiB or GiB, got \"" + v + "\"");
+        }
+        if (ec == std::errc::result_out_of_range || count > hi / scale || count * scale < lo) {
+          ctx.fail(n.Mark(), path, "out of range: " + v + " (expected " + range + ")");
+        }
+        out = static_cast<std::size_t>(count * scale);
+      },
+      [show](const std::size_t& v) { return YAML::Node(show(v)); }};
 }
 
 Codec<string> pipeline_name() {
@@ -621,24 +664,69 @@ const std::vector<Key<PipelineConfig>>& pipeline_keys() {
                                           [](const P& p) { return p.format == "line_protocol"; }};
   static const Condition<P> event_time{"pipelines[].window.time", "time: event",
                                        [](const P& p) { return p.window_time == "event"; }};
+  static const Condition<P> tcp{"pipelines[].source.http.listen",
+                                "the TCP source (source.http.listen \"\")",
+                                [](const P& p) { return !p.reads_http(); }};
+  static const Condition<P> http{"pipelines[].source.http.listen", "source.http.listen set",
+                                 [](const P& p) { return p.reads_http(); }};
+  static const Condition<P> http_tls{"pipelines[].source.http.tls.cert_file",
+                                     "source.http.tls.cert_file set",
+                                     [](const P& p) { return !p.http.tls_cert_file.empty(); }};
   static const std::vector<Key<P>> keys{
       key<P>("pipelines[].name", pipeline_name(), FIELD(name),
              "Unique pipeline name: 1 to 64 characters from A-Z a-z 0-9 _ -.", kRequired),
-      key<P>("pipelines[].source.tcp.listen", endpoint(0), FIELD(listen),
-             "Address to accept lines (of `source.format`) on; port 0 picks a free port."),
-      key<P>("pipelines[].source.tcp.max_line_bytes", integer<std::size_t>(1, 1 << 20),
-             FIELD(max_line_bytes), "Longest accepted input line, in bytes."),
-      key<P>("pipelines[].source.tcp.max_connections", integer<std::size_t>(1, 1'000'000),
-             FIELD(max_connections),
-             "Most connections open at once. At the limit, a newcomer closes the connection "
-             "idle longest if that one has been silent for 10 s or more; otherwise the newcomer "
-             "is closed at once. Both are counted."),
-      key<P>("pipelines[].source.tcp.idle_timeout", duration_or_never(), FIELD(idle_timeout),
-             "A connection that sends nothing for this long is closed and counted; `0` keeps "
-             "silent connections open forever."),
+      only_if(key<P>("pipelines[].source.tcp.listen", endpoint(0), FIELD(listen),
+                     "Address to accept lines (of `source.format`) on; port 0 picks a free port."),
+              tcp),
+      only_if(key<P>("pipelines[].source.tcp.max_line_bytes", integer<std::size_t>(1, 1 << 20),
+                     FIELD(max_line_bytes), "Longest accepted input line, in bytes."),
+              tcp),
+      only_if(key<P>("pipelines[].source.tcp.max_connections", integer<std::size_t>(1, 1'000'000),
+                     FIELD(max_connections),
+                     "Most connections open at once. At the limit, a newcomer closes the "
+                     "connection idle longest if that one has been silent for 10 s or more; "
+                     "otherwise the newcomer is closed at once. Both are counted."),
+              tcp),
+      only_if(
+          key<P>("pipelines[].source.tcp.idle_timeout", duration_or_never(), FIELD(idle_timeout),
+                 "A connection that sends nothing for this long is closed and counted; `0` "
+                 "keeps silent connections open forever."),
+          tcp),
+      key<P>("pipelines[].source.http.listen", endpoint_or_off(), FIELD(http.listen),
+             "Address of an InfluxDB-compatible write endpoint (`POST /write`, `POST "
+             "/api/v2/write`, `/ping`) the pipeline reads instead of TCP; a 204 answers a "
+             "request once its lines are in the state store. `\"\"`: the TCP source."),
+      only_if(key<P>("pipelines[].source.http.max_body_bytes",
+                     byte_size(1024, std::size_t{1} << 30), FIELD(http.max_body_bytes),
+                     "Largest request body, after gzip decompression; larger ones are answered "
+                     "413. Every connection may hold this much while its request arrives."),
+              http),
+      only_if(key<P>("pipelines[].source.http.max_connections", integer<std::size_t>(1, 100'000),
+                     FIELD(http.max_connections),
+                     "Most connections open at once; at the limit a newcomer closes the one idle "
+                     "longest, or is closed itself if all are busy. Both are counted."),
+              http),
+      only_if(key<P>("pipelines[].source.http.auth.token", secret(), FIELD(http.token),
+                     "Required credential, e.g. `${TUMBLED_TOKEN}`: accepted as `Authorization: "
+                     "Token <t>` "
+                     "(or `Bearer <t>`), as the password of `Authorization: Basic`, or as v1's "
+                     "`p=<t>`; others get 401. `\"\"` (the default): no authentication. Masked "
+                     "when printed."),
+              http),
+      only_if(
+          key<P>("pipelines[].source.http.tls.cert_file",
+                 pem_file("-----BEGIN CERTIFICATE-----", "certificate"), FIELD(http.tls_cert_file),
+                 "PEM certificate (chain) to serve: the endpoint then speaks only HTTPS "
+                 "(TLS 1.2 or later). `\"\"`: plain HTTP."),
+          http),
+      only_if(key<P>("pipelines[].source.http.tls.key_file",
+                     pem_file("PRIVATE KEY-----", "private key"), FIELD(http.tls_key_file),
+                     "PEM private key of tls.cert_file; required with it.", kRequired),
+              http_tls),
       key<P>("pipelines[].source.format", one_of({"integers", "line_protocol"}), FIELD(format),
              "`integers`: one integer per line; `line_protocol`: InfluxDB line protocol, "
-             "aggregated per key (measurement and `window.group_by` tags) and numeric field."),
+             "aggregated per key (measurement and `window.group_by` tags) and numeric field. "
+             "With `source.http` only `line_protocol`, the default there."),
       only_if(key<P>("pipelines[].source.precision", one_of({"ns", "us", "ms", "s"}),
                      FIELD(precision), "Unit of line-protocol timestamps."),
               line_protocol),
@@ -942,11 +1030,23 @@ Codec<std::vector<PipelineConfig>> pipelines() {
                 ctx.fail(at.Mark(), ip, string("expected a mapping, got ") + kind(item));
               PipelineConfig p;
               Marks marks;
+              // (operator bool first: yaml-cpp throws when asked about a missing node)
+              const YAML::Node source = item["source"];
+              const YAML::Node http = source && source.IsMap() ? source["http"] : YAML::Node();
+              const YAML::Node http_listen = http && http.IsMap() ? http["listen"] : YAML::Node();
+              if (http_listen && http_listen.IsScalar() && !http_listen.Scalar().empty()) {
+                p.format = "line_protocol";  // what InfluxDB's write API carries
+              }
               apply_scope(ctx, item, pipeline_keys(), "pipelines[].", ip + ".", p, marks);
               const auto mark = [&](const string& rel) {
                 const auto it = marks.find("pipelines[]." + rel);
                 return it != marks.end() ? it->second : item.Mark();
               };
+              if (p.reads_http() && p.format != "line_protocol") {
+                ctx.fail(mark("source.format"), ip + ".source.format",
+                         "source.http takes line protocol only (InfluxDB's write API); use "
+                         "format: line_protocol or leave it out");
+              }
               if (p.format == "line_protocol") {
                 // Defaults that suit records: the input's measurement, no static tags.
                 if (!marks.count("pipelines[].point.measurement")) p.measurement.clear();
@@ -985,14 +1085,18 @@ Codec<std::vector<PipelineConfig>> pipelines() {
                       mark("name"), ip + ".name",
                       "duplicate pipeline name \"" + p.name + "\" (also " + other("name") + ")");
                 }
-                if (listen_overlaps(result[j].listen, p.listen)) {
-                  const string k = "source.tcp.listen";
-                  const auto shown = [&k](const Endpoint& e, const Marks& m) {
-                    return e.to_string() + (m.count("pipelines[]." + k) ? "" : " (the default)");
+                if (listen_overlaps(result[j].source_listen(), p.source_listen())) {
+                  const auto key_of = [](const PipelineConfig& c) {
+                    return string(c.reads_http() ? "source.http.listen" : "source.tcp.listen");
+                  };
+                  const string k = key_of(p);
+                  const auto shown = [&key_of](const PipelineConfig& c, const Marks& m) {
+                    return c.source_listen().to_string() +
+                           (m.count("pipelines[]." + key_of(c)) ? "" : " (the default)");
                   };
                   ctx.fail(mark(k), ip + "." + k,
-                           "listen address " + shown(p.listen, marks) + " collides with " +
-                               shown(result[j].listen, all_marks[j]) + " of " + other(k));
+                           "listen address " + shown(p, marks) + " collides with " +
+                               shown(result[j], all_marks[j]) + " of " + other(key_of(result[j])));
                 }
               }
               result.push_back(std::move(p));
@@ -1103,6 +1207,17 @@ const char* to_string(Aggregate a) {
   return "?";
 }
 
+bool is_loopback_host(const std::string& host) {
+  std::array<unsigned char, 16> address{};
+  if (inet_pton(AF_INET, host.c_str(), address.data()) == 1) return address[0] == 127;
+  if (inet_pton(AF_INET6, host.c_str(), address.data()) == 1) {
+    return std::all_of(address.begin(), address.end() - 1,
+                       [](unsigned char b) { return b == 0; }) &&
+           address.back() == 1;
+  }
+  return same_host(host, "localhost");
+}
+
 EnvLookup process_environment() {
   return [](const std::string& name) -> std::optional<std::string> {
     if (const char* v = std::getenv(name.c_str())) return std::string(v);
@@ -1176,12 +1291,13 @@ Config parse(const std::string& yaml_text, const std::string& source_name, const
     apply_scope(ctx, root, top_keys(), "", "", config, marks);
     if (config.http_listen) {
       for (std::size_t i = 0; i < config.pipelines.size(); ++i) {
-        if (listen_overlaps(*config.http_listen, config.pipelines[i].listen)) {
+        const PipelineConfig& p = config.pipelines[i];
+        if (listen_overlaps(*config.http_listen, p.source_listen())) {
           const auto at = marks.find("http.listen");
           ctx.fail(at != marks.end() ? at->second : root.Mark(), "http.listen",
                    "listen address " + config.http_listen->to_string() + " collides with " +
-                       config.pipelines[i].listen.to_string() + " of pipelines[" +
-                       std::to_string(i) + "].source.tcp.listen");
+                       p.source_listen().to_string() + " of pipelines[" + std::to_string(i) +
+                       "].source." + (p.reads_http() ? "http" : "tcp") + ".listen");
         }
       }
     }
@@ -1229,6 +1345,17 @@ std::vector<std::string> warnings(const Config& config) {
   for (std::size_t i = 0; i < config.pipelines.size(); ++i) {
     const PipelineConfig& p = config.pipelines[i];
     const std::string who = "pipelines[" + std::to_string(i) + "] (" + p.name + "): ";
+    if (p.reads_http() && !is_loopback_host(p.http.listen->host) &&
+        (p.http.tls_cert_file.empty() || p.http.token.empty())) {
+      out.push_back(who + "source.http.listen " + p.http.listen->to_string() +
+                    " is not a loopback address, and the endpoint has " +
+                    (p.http.tls_cert_file.empty() && p.http.token.empty()
+                         ? "neither source.http.tls nor source.http.auth"
+                     : p.http.token.empty() ? "no source.http.auth"
+                                            : "no source.http.tls") +
+                    ": anyone who reaches it can write, or read what is written and its token; "
+                    "set both");
+    }
     if (p.influx.scheme == "https" && p.influx.tls_insecure_skip_verify) {
       out.push_back(who + "sink.influxdb.tls.insecure_skip_verify is true: the certificate of " +
                     p.influx.endpoint.to_string() +

@@ -69,8 +69,20 @@ struct InfluxSinkConfig {
   bool operator==(const InfluxSinkConfig&) const = default;
 };
 
+// source.http: an InfluxDB-compatible write endpoint instead of the TCP source.
+struct HttpSourceConfig {
+  std::optional<Endpoint> listen;  // nullopt: the pipeline reads TCP (source.tcp)
+  std::size_t max_body_bytes = 25 << 20;
+  std::size_t max_connections = 256;
+  std::string token;          // auth.token; "" = no authentication
+  std::string tls_cert_file;  // tls.cert_file; "" = plain HTTP
+  std::string tls_key_file;
+  bool operator==(const HttpSourceConfig&) const = default;
+};
+
 struct PipelineConfig {
   std::string name;
+  HttpSourceConfig http;
   Endpoint listen{"127.0.0.1", 9000};
   std::size_t max_line_bytes = 1024;
   std::size_t max_connections = 1024;
@@ -100,6 +112,10 @@ struct PipelineConfig {
   std::size_t buffer_max_points = 100'000;
   std::string buffer_when_full = "block";  // block | drop_oldest
   bool operator==(const PipelineConfig&) const = default;
+
+  bool reads_http() const { return http.listen.has_value(); }
+  // Where the pipeline's source listens: source.http.listen or source.tcp.listen.
+  const Endpoint& source_listen() const { return http.listen ? *http.listen : listen; }
 };
 
 struct Config {
@@ -113,6 +129,9 @@ struct Config {
   std::vector<PipelineConfig> pipelines;
   bool operator==(const Config&) const = default;
 };
+
+// 127.0.0.0/8, ::1 or "localhost" (any case): an address only this machine reaches.
+bool is_loopback_host(const std::string& host);
 
 // Reads `${NAME}` from the environment; returns nullopt when unset.
 using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;

@@ -1,5 +1,6 @@
 #include "http/endpoints.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -44,13 +45,65 @@ class Exposition {
     }
   }
 
+  // The source.http families, with samples of the pipelines that read HTTP; none if no
+  // pipeline does.
+  void http_source() {
+    const auto http = [](const PipelineStats& p) { return p.reads_http; };
+    if (std::none_of(pipelines_.begin(), pipelines_.end(), http)) return;
+    constexpr std::string_view requests = "tumbled_source_http_requests_total";
+    header(requests, "counter", "InfluxDB write API requests answered, by HTTP status code.");
+    for (const auto& p : pipelines_) {
+      for (const auto& [code, count] : p.requests.by_status) {
+        sample(requests, p, ",code=\"" + std::to_string(code) + "\"", text_of(count));
+      }
+    }
+    histogram("tumbled_source_http_request_duration_seconds",
+              "From a write request's headers in to its answer sent (body, decoding and the "
+              "synced commit included), in seconds.",
+              &PipelineStats::requests, http);
+    family(
+        "tumbled_source_http_received_bytes_total", "counter",
+        "Bytes of request bodies received (gzip bodies as sent).",
+        [](const PipelineStats& p) { return p.requests.body_bytes; }, http);
+    family(
+        "tumbled_source_http_timeouts_total", "counter",
+        "Requests not received in time (10 s for headers, 60 s in all); their connection "
+        "closed, nothing of them taken.",
+        [](const PipelineStats& p) { return p.requests.timed_out; }, http);
+    family(
+        "tumbled_source_http_tls_handshake_failures_total", "counter",
+        "Connections to an HTTPS source closed because the TLS handshake failed (plain HTTP "
+        "included).",
+        [](const PipelineStats& p) { return p.requests.tls_handshake_failures; }, http);
+  }
+
   void write_latency() {
-    const std::string name = "tumbled_write_duration_seconds";
-    header(name, "histogram",
-           "Duration of each write request to InfluxDB, whatever its outcome, in seconds.");
+    histogram("tumbled_write_duration_seconds",
+              "Duration of each write request to InfluxDB, whatever its outcome, in seconds.",
+              nullptr, [](const PipelineStats&) { return true; });
+  }
+
+  std::string take() { return std::move(out_); }
+
+ private:
+  template <class Get, class Filter>
+  void family(std::string_view name, std::string_view type, std::string_view help, Get get,
+              Filter only) {
+    header(name, type, help);
+    for (const auto& p : pipelines_) {
+      if (only(p)) sample(name, p, "", text_of(get(p)));
+    }
+  }
+
+  // `requests`: the source's request histogram; nullptr: the InfluxDB writes'.
+  template <class Filter>
+  void histogram(const std::string& name, std::string_view help,
+                 source::RequestCounters PipelineStats::*requests, Filter only) {
+    header(name, "histogram", help);
     const auto& bounds = sink::LatencyHistogram::kBoundsSeconds;
     for (const auto& p : pipelines_) {
-      const auto& h = p.write_seconds;
+      if (!only(p)) continue;
+      const auto& h = requests ? (p.*requests).seconds : p.write_seconds;
       std::uint64_t cumulative = 0;
       for (std::size_t i = 0; i < bounds.size(); ++i) {
         cumulative += h.counts[i];
@@ -62,9 +115,6 @@ class Exposition {
     }
   }
 
-  std::string take() { return std::move(out_); }
-
- private:
   void header(std::string_view name, std::string_view type, std::string_view help) {
     out_.append("# HELP ").append(name).append(" ").append(help).append("\n");
     out_.append("# TYPE ").append(name).append(" ").append(type).append("\n");
@@ -181,6 +231,7 @@ std::string prometheus_text(std::span<const PipelineStats> pipelines,
            "Age of the oldest point waiting for InfluxDB; 0 when none waits.",
            [](const P& p) { return p.oldest_waiting_age_seconds; });
   e.write_latency();
+  e.http_source();
   e.family("tumbled_last_successful_write_timestamp_seconds", "gauge",
            "Unix time of the last write InfluxDB acknowledged; 0 if none since the start.",
            [](const P& p) { return static_cast<double>(p.last_write_success_ms) / 1000.0; });

@@ -127,9 +127,11 @@ void ConnectionTable::touch_all() {
   for (auto& [socket, entry] : entries_) entry.last_active = now;
 }
 
-void ConnectionTable::close_all() {
+void ConnectionTable::close_all(bool keep_busy) {
   boost::system::error_code ignored;
-  for (auto& [socket, entry] : entries_) socket->close(ignored);
+  for (auto& [socket, entry] : entries_) {
+    if (!keep_busy || !entry.busy) socket->close(ignored);
+  }
 }
 
 }  // namespace tumbled::net

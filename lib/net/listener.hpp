@@ -82,7 +82,8 @@ class ConnectionTable {
   std::size_t close_idle(Clock::duration idle);
   // Marks every connection active now: after a pause in which none was read on purpose.
   void touch_all();
-  void close_all();
+  // Closes every connection; with keep_busy, not those answering a request (they end after it).
+  void close_all(bool keep_busy = false);
 
  private:
   void close(std::pair<boost::asio::ip::tcp::socket* const, Entry>& connection);

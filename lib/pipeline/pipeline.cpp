@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "sink/line_protocol.hpp"
+#include "source/http_source.hpp"
 #include "source/integer_decoder.hpp"
 #include "source/line_protocol_decoder.hpp"
 #include "source/tcp_source.hpp"
@@ -21,6 +22,8 @@ using std::chrono::milliseconds;
 namespace {
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr sink::TimeMs kRejectionReportEveryMs = 10'000;
+// Longest a write request waits for the state store while checkpoints fail.
+constexpr milliseconds kCommitTimeout{10'000};
 // Event time: how often the window clock looks whether the watermark has passed a window's end
 // (data moves it between ticks) or the input has been idle for window.idle_timeout.
 constexpr milliseconds kEventTimeTick{100};
@@ -36,9 +39,7 @@ Pipeline::Pipeline(asio::io_context& io, const config::PipelineConfig& settings,
       log_(std::move(loggers)),
       clock_(std::move(clock)),
       windows_(settings.window_size.count()),
-      source_(std::make_unique<source::TcpSource>(io.get_executor(), settings.listen,
-                                                  settings.max_connections, settings.idle_timeout,
-                                                  decoders(), log_.tcp)),
+      source_(make_source()),
       writer_(
           io.get_executor(), settings_.influx, queue_,
           [this](const sink::PointQueue::Batch& batch, const std::string& error) {
@@ -46,20 +47,54 @@ Pipeline::Pipeline(asio::io_context& io, const config::PipelineConfig& settings,
           },
           log_.influx, clock_),
       window_timer_(io),
-      checkpoint_timer_(io) {}
+      checkpoint_timer_(io),
+      commit_signal_(io, asio::steady_timer::time_point::max()) {}
+
+std::unique_ptr<source::Source> Pipeline::make_source() {
+  if (settings_.reads_http()) {
+    return std::make_unique<source::HttpSource>(
+        io_.get_executor(), settings_.http, decoders(), [this] { return commit(); }, log_.tcp);
+  }
+  return std::make_unique<source::TcpSource>(io_.get_executor(), settings_.listen,
+                                             settings_.max_connections, settings_.idle_timeout,
+                                             decoders(), log_.tcp);
+}
+
+asio::awaitable<bool> Pipeline::commit() {
+  const std::uint64_t ticket = ++commits_wanted_;
+  if (!commit_pending_) {
+    commit_pending_ = true;
+    // Yield once: requests whose bytes are already here are decoded first and share this one
+    // synced write (group commit) instead of paying an fsync each.
+    co_await asio::post(io_, asio::use_awaitable);
+    commit_pending_ = false;
+    if (commits_synced_ < ticket) checkpoint();
+  }
+  // A failed checkpoint is retried by the checkpoint loop; every attempt wakes the waiters.
+  const auto give_up = std::chrono::steady_clock::now() + kCommitTimeout;
+  while (commits_synced_ < ticket && !commits_final_ &&
+         std::chrono::steady_clock::now() < give_up) {
+    co_await commit_signal_.async_wait(use_tuple);
+  }
+  co_return commits_synced_ >= ticket;
+}
 
 source::DecoderFactory Pipeline::decoders() {
   const std::size_t max_line_bytes = settings_.max_line_bytes;
   if (settings_.format == "line_protocol") {
     keyed_.emplace(window::KeyedSettings::from(settings_));
-    return [this, max_line_bytes] {
+    const source::Precision configured = keyed_->settings().precision;
+    return [this, max_line_bytes, configured](const source::StreamFormat& format) {
+      const source::Precision precision = format.precision.value_or(configured);
       return std::make_unique<source::LineProtocolDecoder>(
           max_line_bytes,
-          [this](const source::ParsedLine& line) { return keyed_->add(line, chunk_now_); },
+          [this, precision](const source::ParsedLine& line) {
+            return keyed_->add(line, chunk_now_, precision);
+          },
           [this] { chunk_now_ = clock_(); });
     };
   }
-  return [this, max_line_bytes] {
+  return [this, max_line_bytes](const source::StreamFormat&) {
     return std::make_unique<source::IntegerDecoder>(
         max_line_bytes, values_,
         [this](std::span<const std::int64_t> values) { accept_values(values); });
@@ -217,9 +252,14 @@ void Pipeline::checkpoint() {
   const auto began = std::chrono::steady_clock::now();
   const std::optional<window::KeyedChanges> keyed =
       keyed_ ? std::optional(keyed_->changes()) : std::nullopt;
+  // Input waits for its acknowledgement (HTTP): this checkpoint syncs, and answers it.
+  const std::uint64_t commits = commits_wanted_;
+  const bool sync = commits > commits_synced_;
   const auto error =
       store_.save(settings_.name, {windows_.open_windows(), queue_.points(), saved_below_,
-                                   queue_.next_seq(), keyed ? &*keyed : nullptr});
+                                   queue_.next_seq(), keyed ? &*keyed : nullptr, sync});
+  if (!error) commits_synced_ = commits;
+  if (sync) commit_signal_.cancel();
   last_checkpoint_seconds_ =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
   last_checkpoint_bytes_ = store_.last_save_bytes();
@@ -274,6 +314,8 @@ PipelineStats Pipeline::stats() const {
   s.connections_evicted = source.connections_evicted;
   s.connections_idle_closed = source.connections_idle_closed;
   s.connection_failures = source.connection_failures;
+  s.reads_http = settings_.reads_http();
+  s.requests = source.requests;
   s.lines = source.lines;
   s.windows_emitted = counters_.windows_emitted;
   if (keyed_) {
@@ -371,6 +413,9 @@ asio::awaitable<void> Pipeline::shutdown(milliseconds flush_timeout) {
   }
   writer_.stop();
   checkpoint();
+  // Requests still waiting for their commit get their answer now, whatever it is.
+  commits_final_ = true;
+  commit_signal_.cancel();
 
   // Wait until every coroutine of this pipeline has ended, so that the caller may destroy it
   // (a reload does). The writer's request ends when stop() closes its connection, the loops at

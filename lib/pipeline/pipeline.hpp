@@ -79,7 +79,9 @@ class Pipeline {
   PipelineStats stats() const;
 
  private:
+  std::unique_ptr<source::Source> make_source();
   source::DecoderFactory decoders();
+  boost::asio::awaitable<bool> commit();
   void accept_values(std::span<const std::int64_t> values);
   void restore_keyed(store::RestoredPipeline& restored);
   void close_windows();
@@ -120,6 +122,12 @@ class Pipeline {
   sink::TimeMs last_rejection_report_ = 0;
   std::string last_checkpoint_error_;
   bool checkpoint_failing_ = false;
+  // Group commit (HTTP): requests take tickets; a checkpoint syncs up to the newest one.
+  std::uint64_t commits_wanted_ = 0;
+  std::uint64_t commits_synced_ = 0;
+  bool commit_pending_ = false;  // a request will checkpoint once the ready ones are decoded
+  bool commits_final_ = false;   // shutdown's last checkpoint is done: stop waiting
+  boost::asio::steady_timer commit_signal_;  // cancelled after each syncing checkpoint
 };
 
 }  // namespace tumbled::pipeline

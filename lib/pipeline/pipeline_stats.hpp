@@ -11,6 +11,7 @@
 
 #include "sink/latency_histogram.hpp"
 #include "source/line_framer.hpp"
+#include "source/source_counters.hpp"
 
 namespace tumbled::pipeline {
 
@@ -27,6 +28,8 @@ struct PipelineStats {
   std::uint64_t connections_idle_closed = 0;  // silent for source.tcp.idle_timeout
   std::uint64_t connection_failures = 0;      // ended by an unexpected error (logged)
   source::LineCounters lines;
+  bool reads_http = false;           // source.http: the request metrics apply
+  source::RequestCounters requests;  // source.http only
 
   // Windows
   std::uint64_t open_keys = 0;       // open (key, window) pairs (line_protocol)

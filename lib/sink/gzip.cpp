@@ -73,7 +73,8 @@ std::string gzip_compress(std::string_view data, int level) {
   return GzipCompressor(level).compress(data);
 }
 
-std::optional<std::string> gzip_decompress(std::string_view data, std::size_t max_bytes) {
+std::optional<std::string> gzip_decompress(std::string_view data, std::size_t max_bytes,
+                                           bool* too_large) {
   z_stream z{};
   if (inflateInit2(&z, kGzipWindowBits) != Z_OK) return std::nullopt;
   std::string out;
@@ -98,6 +99,7 @@ std::optional<std::string> gzip_decompress(std::string_view data, std::size_t ma
   const bool complete = result == Z_STREAM_END && z.avail_in == 0 && in_done == data.size() &&
                         out.size() <= max_bytes;
   inflateEnd(&z);
+  if (too_large) *too_large = out.size() > max_bytes;
   if (!complete) return std::nullopt;
   return out;
 }

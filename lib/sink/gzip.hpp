@@ -1,7 +1,7 @@
 // gzip for InfluxDB request bodies (`Content-Encoding: gzip`), with zlib.
 //
 // gzip_compress() and GzipCompressor wrap a whole body in one gzip member (RFC 1952);
-// gzip_decompress() reverses it, for tests and test servers. should_gzip() is the
+// gzip_decompress() reverses it, for the HTTP source, tests and test servers. should_gzip() is the
 // `sink.influxdb.gzip` decision. Measured (README, Writer): compressing costs time at both ends
 // and pays only where bytes are slow to move, so `auto` compresses a body of kGzipAutoMinBytes
 // or more, and only when InfluxDB is not on this machine (over loopback it is pure cost).
@@ -49,8 +49,9 @@ class GzipCompressor {
 };
 
 // The decompressed data, or nullopt if `data` is not a complete, valid gzip stream or would
-// exceed `max_bytes` decompressed.
+// exceed `max_bytes` decompressed (then *too_large, if given, is set to true).
 std::optional<std::string> gzip_decompress(std::string_view data,
-                                           std::size_t max_bytes = std::size_t{1} << 30);
+                                           std::size_t max_bytes = std::size_t{1} << 30,
+                                           bool* too_large = nullptr);
 
 }  // namespace tumbled::sink

@@ -54,13 +54,6 @@ std::string basic_authorization(const std::string& user, const std::string& pass
   return "Basic " + encoded;
 }
 
-bool is_loopback(const std::string& host) {
-  beast::error_code error;
-  const auto address = asio::ip::make_address(host, error);
-  if (!error) return address.is_loopback();
-  return beast::iequals(host, "localhost");
-}
-
 // https only: TLS 1.2 or later, the system's CAs or tls.ca_file.
 std::unique_ptr<ssl::context> make_tls_context(const config::InfluxSinkConfig& settings) {
   if (settings.scheme != "https") return nullptr;
@@ -141,7 +134,7 @@ InfluxClient::InfluxClient(asio::any_io_executor executor, const config::InfluxS
                          ? (settings.token.empty() ? std::string() : "Token " + settings.token)
                          : basic_authorization(settings.username, settings.password)),
       tls_context_(make_tls_context(settings)),
-      server_is_local_(is_loopback(settings.endpoint.host)) {}
+      server_is_local_(config::is_loopback_host(settings.endpoint.host)) {}
 
 InfluxClient::PlainStream& InfluxClient::tcp_layer() {
   if (auto* tls = std::get_if<TlsStream>(&stream_)) return beast::get_lowest_layer(*tls);

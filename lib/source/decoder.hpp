@@ -11,10 +11,12 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "source/line_framer.hpp"
+#include "source/line_protocol_parser.hpp"
 
 namespace tumbled::source {
 
@@ -33,6 +35,12 @@ class Decoder {
   virtual std::string last_rejection() const = 0;
 };
 
-using DecoderFactory = std::function<std::unique_ptr<Decoder>()>;
+// What one stream says about its own bytes (an HTTP write request's `precision`); unset: the
+// pipeline's settings.
+struct StreamFormat {
+  std::optional<Precision> precision;
+};
+
+using DecoderFactory = std::function<std::unique_ptr<Decoder>(const StreamFormat&)>;
 
 }  // namespace tumbled::source

@@ -11,6 +11,7 @@ void LineProtocolDecoder::feed(std::string_view bytes) {
         splitter_.feed_line(bytes, [this](std::string_view line) { decode(line); }));
     if (splitter_.too_long() > counters_.too_long) {
       counters_.too_long = splitter_.too_long();
+      ++lines_;
       rejected(describe(Rejection::too_long));
     }
   }
@@ -25,10 +26,11 @@ void LineProtocolDecoder::finish() {
 void LineProtocolDecoder::rejected(std::string why) {
   if (rejected_in_chunk_) return;
   rejected_in_chunk_ = true;
-  last_rejection_ = std::move(why);
+  last_rejection_ = "line " + std::to_string(lines_) + ": " + why;
 }
 
 void LineProtocolDecoder::decode(std::string_view line) {
+  ++lines_;
   const ParseResult parsed = parser_.parse(line, parsed_);
   if (parsed.status == ParseStatus::skip) {
     ++counters_.empty;

@@ -37,6 +37,7 @@ class LineProtocolDecoder final : public Decoder {
   OnLine on_line_;
   std::function<void()> on_chunk_;
   LineCounters counters_;
+  std::uint64_t lines_ = 0;     // of the stream so far, for "line N:" in rejections
   std::string last_rejection_;  // the first rejection of the latest chunk
   bool rejected_in_chunk_ = false;
 };

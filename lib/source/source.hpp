@@ -1,5 +1,5 @@
-// Source: where a pipeline's input comes from (TCP today), behind one interface so that new
-// sources plug into the pipeline without changing it.
+// Source: where a pipeline's input comes from (TCP, or InfluxDB write requests over HTTP), behind
+// one interface so that new sources plug into the pipeline without changing it.
 //
 // A source hands what it reads to decoders made by the pipeline's DecoderFactory (decoder.hpp),
 // one per stream; the decoders hand records to the pipeline. Lifecycle: listen() once (throws
@@ -10,23 +10,11 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
-#include <cstdint>
 
 #include "config/config.hpp"
-#include "source/line_framer.hpp"
+#include "source/source_counters.hpp"
 
 namespace tumbled::source {
-
-struct SourceCounters {
-  LineCounters lines;
-  std::uint64_t connections_accepted = 0;
-  std::uint64_t connections_open = 0;
-  std::uint64_t connections_refused = 0;      // at max_connections, none silent for long
-  std::uint64_t connections_evicted = 0;      // silent longest, closed to admit a newcomer
-  std::uint64_t connections_idle_closed = 0;  // silent for idle_timeout
-  std::uint64_t connection_failures = 0;      // an exception ended a connection (a bug; logged)
-  std::uint64_t pauses = 0;                   // times reading stopped for backpressure
-};
 
 class Source {
  public:

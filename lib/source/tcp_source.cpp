@@ -117,7 +117,7 @@ asio::awaitable<void> TcpSource::serve(tcp::socket socket) {
   net::ConnectionTable::Entry& connection = connections_.add(socket);
   ++counters_.connections_open;
 
-  const std::unique_ptr<Decoder> decoder = decoders_();
+  const std::unique_ptr<Decoder> decoder = decoders_({});
   // The read buffer is shared by all connections (one thread, and each read is decoded to the
   // end before the next): an idle connection costs its decoder, not a buffer.
   std::vector<char>& buffer = read_buffer_;

@@ -276,7 +276,9 @@ Error CheckpointStore::save(const std::string& pipeline, const PipelineCheckpoin
     batch.Put(cf, prefix(pipeline, kWatermarkKind), marks);
   }
   last_save_bytes_ = batch.GetDataSize();
-  return to_error(db_->Write(rocksdb::WriteOptions(), &batch));
+  rocksdb::WriteOptions options;
+  options.sync = checkpoint.sync;
+  return to_error(db_->Write(options, &batch));
 }
 
 Error CheckpointStore::requeue_dead_letter(const DeadLetter& letter) {

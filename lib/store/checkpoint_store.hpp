@@ -3,7 +3,8 @@
 // A checkpoint of one pipeline is one atomic WriteBatch: it replaces the open windows, adds the
 // points emitted since the previous checkpoint and deletes those InfluxDB has acknowledged, so
 // its cost follows what changed, not the size of the backlog. Writes go through RocksDB's WAL
-// without fsync: they survive the process being killed (the OS holds the pages), not a power cut.
+// without fsync: they survive the process being killed (the OS holds the pages), not a power cut;
+// a checkpoint with `sync` (acknowledged HTTP input) fsyncs the WAL and survives that too.
 // Batches InfluxDB refuses for good are kept in the `dead_letters` column family with the error.
 // open() throws on failure (startup); later calls return an error message instead. Not
 // thread-safe: call from one strand.
@@ -41,6 +42,9 @@ struct PipelineCheckpoint {
   std::uint64_t next_seq = 0;  // the queue's next sequence number, kept so seqs never repeat
   // Keyed windows (line protocol): what changed since the last checkpoint; nullptr for integers.
   const window::KeyedChanges* keyed = nullptr;
+  // fsync the WAL before returning: the checkpoint then survives a power cut, not only the
+  // process being killed. For acknowledged input (the HTTP source's 204).
+  bool sync = false;
 };
 
 struct RestoredKeyedPair {

@@ -157,6 +157,7 @@ class KeyedWindows {
   TimeMs watermark() const { return watermark_; }
   std::size_t open_pairs() const { return open_pairs_; }
   std::size_t open_keys() const { return keys_.size(); }
+  const KeyedSettings& settings() const { return settings_; }
   std::size_t open_windows() const { return windows_.size(); }
   const KeyedCounters& counters() const { return counters_; }
   TimeMs start_of(TimeMs t) const;

@@ -230,12 +230,59 @@ TEST_CASE("a pipeline is ready when it listens and its last write succeeded", "[
   CHECK(readiness(s).state == State::not_ready);
 }
 
+TEST_CASE("the HTTP source's families: only with a pipeline that reads HTTP, only its samples",
+          "[http]") {
+  PipelineStats web = sample_stats("web");
+  web.reads_http = true;
+  web.requests.by_status[204] = 7;
+  web.requests.by_status[400] = 2;
+  web.requests.by_status[503] = 1;
+  web.requests.seconds.observe(0.002);  // bucket 0.0025
+  web.requests.seconds.observe(0.02);   // bucket 0.025
+  web.requests.body_bytes = 123456;
+  web.requests.timed_out = 3;
+  web.requests.tls_handshake_failures = 4;
+  const PipelineStats tcp = sample_stats("tcp");
+
+  const std::vector<PipelineStats> tcp_only{tcp};
+  const std::string without = prometheus_text(tcp_only);
+  CHECK(without.find("source_http") == std::string::npos);
+
+  const std::vector<PipelineStats> both{tcp, web};
+  const std::string text = prometheus_text(both);
+  CHECK(family_names(text).size() == family_names(without).size() + 5);
+  const auto s = samples(text);
+  CHECK(s.at("tumbled_source_http_requests_total{pipeline=\"web\",code=\"204\"}") == "7");
+  CHECK(s.at("tumbled_source_http_requests_total{pipeline=\"web\",code=\"400\"}") == "2");
+  CHECK(s.at("tumbled_source_http_requests_total{pipeline=\"web\",code=\"503\"}") == "1");
+  CHECK(
+      s.at("tumbled_source_http_request_duration_seconds_bucket{pipeline=\"web\",le=\"0.001\"}") ==
+      "0");
+  CHECK(
+      s.at("tumbled_source_http_request_duration_seconds_bucket{pipeline=\"web\",le=\"0.0025\"}") ==
+      "1");
+  CHECK(
+      s.at("tumbled_source_http_request_duration_seconds_bucket{pipeline=\"web\",le=\"0.025\"}") ==
+      "2");
+  CHECK(s.at("tumbled_source_http_request_duration_seconds_bucket{pipeline=\"web\",le=\"+Inf\"}") ==
+        "2");
+  CHECK(s.at("tumbled_source_http_request_duration_seconds_count{pipeline=\"web\"}") == "2");
+  CHECK(s.at("tumbled_source_http_received_bytes_total{pipeline=\"web\"}") == "123456");
+  CHECK(s.at("tumbled_source_http_timeouts_total{pipeline=\"web\"}") == "3");
+  CHECK(s.at("tumbled_source_http_tls_handshake_failures_total{pipeline=\"web\"}") == "4");
+  // The TCP pipeline has no samples in them, and the write histogram is still the sink's.
+  CHECK(s.count("tumbled_source_http_received_bytes_total{pipeline=\"tcp\"}") == 0);
+  CHECK(s.at("tumbled_write_duration_seconds_count{pipeline=\"web\"}") == "4");
+}
+
 TEST_CASE("README lists every metric the exposition writes", "[http][docs]") {
   std::ifstream file(TUMBLED_SOURCE_DIR "/README.md");
   REQUIRE(file);
   std::stringstream readme;
   readme << file.rdbuf();
-  const std::vector<PipelineStats> stats{sample_stats("records")};
+  PipelineStats web = sample_stats("web");
+  web.reads_http = true;
+  const std::vector<PipelineStats> stats{sample_stats("records"), web};
   const tumbled::http::HttpServerStats server;
   for (const auto& name : family_names(prometheus_text(stats, &server))) {
     CAPTURE(name);

@@ -112,7 +112,8 @@ TEST_CASE("LineProtocolDecoder: one feed, every kind of line", "[decoder]") {
   decoder.feed(kStream);
   CHECK(pipeline.lines.size() == 3);  // the last line waits for its '\n' or finish()
   // The first rejection of the chunk.
-  CHECK(decoder.last_rejection() == "not valid line protocol: column 7: missing field value");
+  CHECK(decoder.last_rejection() ==
+        "line 6: not valid line protocol: column 7: missing field value");
   decoder.finish();
   CHECK(pipeline.lines == kStreamLines);
   CHECK(counters_text(decoder.counters()) == counters_text(stream_counters()));
@@ -191,7 +192,7 @@ TEST_CASE("LineProtocolDecoder: a bad line is counted; last_rejection names its 
   CHECK(decoder.counters().accepted == 2);
   CHECK(decoder.counters().rejected() == 1);
   CHECK(pipeline.lines.size() == 2);  // the bad line never reaches the pipeline
-  CHECK(decoder.last_rejection() == "not valid line protocol: " + message);
+  CHECK(decoder.last_rejection() == "line 2: not valid line protocol: " + message);
 }
 
 TEST_CASE("LineProtocolDecoder: counts the pipeline's answers by reason", "[decoder]") {
@@ -213,7 +214,7 @@ TEST_CASE("LineProtocolDecoder: counts the pipeline's answers by reason", "[deco
   CHECK(counters_text(decoder.counters()) == counters_text(expected));
   CHECK(decoder.counters().rejected() == 2);
   CHECK(pipeline.lines.size() == 3);
-  CHECK(decoder.last_rejection() == describe(reason));
+  CHECK(decoder.last_rejection() == "line 2: " + std::string(describe(reason)));
   decoder.feed("ok v=1i\n");
   CHECK(decoder.counters().accepted == 2);
 }
@@ -227,7 +228,7 @@ TEST_CASE("LineProtocolDecoder: a line over max_line_bytes is counted and skippe
   CHECK(pipeline.lines == std::vector<std::string>{"<m> v:i1 @123456789"});
   CHECK(decoder.counters().too_long == 2);
   CHECK(decoder.counters().accepted == 1);
-  CHECK(decoder.last_rejection() == describe(Rejection::too_long));
+  CHECK(decoder.last_rejection() == "line 3: " + std::string(describe(Rejection::too_long)));
 
   // Split across feeds, and one that never ends: counted once, as soon as it is known.
   decoder.feed("m v=1i 12345");
@@ -263,7 +264,7 @@ TEST_CASE("LineProtocolDecoder: finish() hands over a last line without newline,
   cut.feed("a v=");
   cut.finish();
   CHECK(cut.counters().bad_line == 1);
-  CHECK(cut.last_rejection() == "not valid line protocol: column 5: missing field value");
+  CHECK(cut.last_rejection() == "line 1: not valid line protocol: column 5: missing field value");
 
   Pipeline over;
   LineProtocolDecoder long_tail(8, over.callback());
@@ -279,19 +280,24 @@ TEST_CASE("LineProtocolDecoder: finish() hands over a last line without newline,
 TEST_CASE("LineProtocolDecoder: last_rejection is the first rejection of the latest chunk",
           "[decoder]") {
   const auto [chunk, expected] = GENERATE(table<std::string, std::string>({
-      {"late v=1i\n", describe(Rejection::too_late)},
-      {"ok v=1i\ncpu v=1x\nmany v=1i\n", "not valid line protocol: column 7: invalid number"},
-      {"many v=1i\ncpu v=1x\n", describe(Rejection::too_many_keys)},
-      {"m v=1i 1234567890\ncpu v=1x\n", describe(Rejection::too_long)},
-      {"cpu v=1x\nm v=1i 1234567890\n", "not valid line protocol: column 7: invalid number"},
-      {"ok v=1i\nnone v=1i\nm v=1i 1234567890123456789", describe(Rejection::no_numeric_field)},
-      {"ok v=1i\nm v=1i 1234567890123456789", describe(Rejection::too_long)},
+      {"late v=1i\n", "line 2: " + std::string(describe(Rejection::too_late))},
+      {"ok v=1i\ncpu v=1x\nmany v=1i\n",
+       "line 3: not valid line protocol: column 7: invalid number"},
+      {"many v=1i\ncpu v=1x\n", "line 2: " + std::string(describe(Rejection::too_many_keys))},
+      {"m v=1i 1234567890\ncpu v=1x\n", "line 2: " + std::string(describe(Rejection::too_long))},
+      {"cpu v=1x\nm v=1i 1234567890\n",
+       "line 2: not valid line protocol: column 7: invalid number"},
+      {"ok v=1i\nnone v=1i\nm v=1i 1234567890123456789",
+       "line 3: " + std::string(describe(Rejection::no_numeric_field))},
+      {"ok v=1i\nm v=1i 1234567890123456789",
+       "line 3: " + std::string(describe(Rejection::too_long))},
   }));
   CAPTURE(chunk);
   Pipeline pipeline;
   LineProtocolDecoder decoder(16, pipeline.callback());
   decoder.feed("future v=1i\n");
-  CHECK(decoder.last_rejection() == describe(Rejection::too_far_in_future));
+  CHECK(decoder.last_rejection() ==
+        "line 1: " + std::string(describe(Rejection::too_far_in_future)));
   decoder.feed(chunk);
   CHECK(decoder.last_rejection() == expected);
 }
@@ -300,13 +306,15 @@ TEST_CASE("LineProtocolDecoder: a line completed in a chunk is that chunk's", "[
   Pipeline pipeline;
   LineProtocolDecoder decoder(16, pipeline.callback());
   decoder.feed("future v=1i\nm v=1i 123456");
-  CHECK(decoder.last_rejection() == describe(Rejection::too_far_in_future));
+  CHECK(decoder.last_rejection() ==
+        "line 1: " + std::string(describe(Rejection::too_far_in_future)));
   decoder.feed("7890\nlate v=1i\n");  // the long line ends here
-  CHECK(decoder.last_rejection() == describe(Rejection::too_long));
+  CHECK(decoder.last_rejection() == "line 2: " + std::string(describe(Rejection::too_long)));
   decoder.feed("late v=1i\nconflict v=");
-  CHECK(decoder.last_rejection() == describe(Rejection::too_late));
+  CHECK(decoder.last_rejection() == "line 4: " + std::string(describe(Rejection::too_late)));
   decoder.finish();
-  CHECK(decoder.last_rejection() == "not valid line protocol: column 12: missing field value");
+  CHECK(decoder.last_rejection() ==
+        "line 5: not valid line protocol: column 12: missing field value");
   CHECK(decoder.counters().too_long == 1);
   CHECK(decoder.counters().too_late == 2);
   CHECK(decoder.counters().bad_line == 1);
