@@ -22,8 +22,8 @@ TEST_CASE("README's configuration reference matches the config table", "[config]
         tumbled::config::config_reference());
 }
 
-// The example configurations shipped in config/ load, and the CDN example says what the README's
-// "Records" section shows.
+// The example configurations shipped in config/ load, and the CDN and Telegraf examples say what
+// the README's "Records" and "Writes over HTTP" sections show.
 TEST_CASE("the example configurations in config/ are valid", "[config][docs]") {
   const auto load = [](const std::string& name) {
     return tumbled::config::load_file(TUMBLED_SOURCE_DIR "/config/" + name,
@@ -36,4 +36,10 @@ TEST_CASE("the example configurations in config/ are valid", "[config][docs]") {
   CHECK(cdn.group_by == std::vector<std::string>{"stream", "isp"});
   CHECK(cdn.measurement == "cdn_5m");
   CHECK(cdn.window_size == std::chrono::minutes(5));
+  const auto front = load("telegraf-front.yaml").pipelines.at(0);
+  CHECK(front.reads_http());
+  CHECK(front.source_listen().port == 8186);
+  CHECK(front.format == "line_protocol");
+  CHECK(front.http.token == "secret");
+  CHECK(front.measurement.empty());  // each input measurement keeps its name
 }
