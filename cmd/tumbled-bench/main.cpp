@@ -33,6 +33,12 @@ constexpr std::string_view kUsage = R"(Usage: tumbled-bench COMMAND [--option va
   footprint   [--tumbled PATH] [--idle-seconds S] [--ingest-seconds S] [--outage-seconds S]
               [--outage-rate N] [--connections N] [--window-ms W]
               RSS and CPU of tumbled at idle, full ingest and during an InfluxDB outage.
+  http-write  [--tumbled PATH] [--clients 1,16] [--lines-per-body L] [--keys K] [--seconds S]
+              [--runs R]
+              acknowledged (204) lines/s of N concurrent keep-alive clients posting L-line (5000)
+              bodies with K keys (10000) to /write, into tumbled's source.http and into
+              influxd's own /write; median and range of R (3) runs of S (5) seconds each; checks
+              tumbled's /metrics counts exactly the acknowledged lines as accepted.
 
 --tumbled defaults to the tumbled built beside this binary.
 )";
@@ -56,6 +62,7 @@ int main(int argc, char** argv) {
     if (command == "replay") return run_replay(options);
     if (command == "checkpoint") return run_checkpoint(options);
     if (command == "footprint") return run_footprint(options);
+    if (command == "http-write") return run_http_write(options);
     std::cerr << "tumbled-bench: unknown command '" << command << "'\n\n" << kUsage;
     return 64;
   } catch (const std::invalid_argument& e) {

@@ -9,5 +9,6 @@ int run_latency(const Options& options);
 int run_replay(const Options& options);
 int run_checkpoint(const Options& options);
 int run_footprint(const Options& options);
+int run_http_write(const Options& options);
 
 }  // namespace tumbled::bench

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Builds tumbled and its benchmarks in Release (build-bench/, or $TUMBLED_BENCH_BUILD_DIR) and runs
 # them, printing the machine and a summary table at the end. Everything runs on 127.0.0.1 against
-# private influxd/tumbled processes in temp dirs; about 6 minutes after the build.
+# private influxd/tumbled processes in temp dirs; about 7 minutes after the build.
 #
-#   tests/bench/run.sh                  # all: micro checkpoint ingest keyed latency replay
+#   tests/bench/run.sh                  # all: micro checkpoint ingest keyed http latency replay
 #                                       #      footprint and profile (if perf is installed)
 #   tests/bench/run.sh ingest replay    # only those sections
 #   tests/bench/run.sh profile          # perf profile of tumbled during a 1-connection ingest
 #   tests/bench/run.sh keyed            # line-protocol ingest with 1, 10 000 and 1 000 000 keys
+#   tests/bench/run.sh http             # InfluxDB write API: tumbled's source.http vs influxd
 #   tests/bench/run.sh profile-keyed    # perf profile of tumbled during the 1 000 000-key ingest
 #
 # keyed: `tumbled-bench ingest --format line_protocol --keys K --runs 3` for K = 1, 10 000 and
@@ -24,6 +25,16 @@
 # The micro section has the same path without sockets (BM_LineProtocolKeyed/K: decoder and
 # KeyedWindows::add on one core, with the heap bytes per pair as its label).
 #
+# http: `tumbled-bench http-write --clients 1,16 --runs 3` (about a minute): acknowledged
+# lines/s of 1 and 16 concurrent clients, each with its own keep-alive connection, posting bodies
+# of 5 000 lines of the keyed payload (10 000 keys, timestamps in one hour) to
+# /write?db=bench&precision=s for 5 s, into a tumbled whose pipeline reads source.http (the keyed
+# pipeline above) and into influxd 1.x's own /write, the same bodies to both. Only requests
+# answered 204 count; any other answer fails the section. Every run starts a fresh influxd (and
+# tumbled); the table gives the median and range of 3 runs and tumbled / influxd. Checked in every
+# run: tumbled's /metrics counts exactly the acknowledged lines as accepted, none rejected, and
+# exactly the acknowledged requests as answered 204.
+#
 # Each section is one command, also runnable on its own (see the commands printed below, or
 # `tumbled-bench --help`). Not part of ctest. Figures from a machine running other work vary.
 set -uo pipefail
@@ -31,7 +42,7 @@ cd "$(dirname "$0")/../.."
 build=${TUMBLED_BENCH_BUILD_DIR:-build-bench}
 sections=("$@")
 if [ ${#sections[@]} -eq 0 ]; then
-  sections=(micro checkpoint ingest keyed latency replay footprint)
+  sections=(micro checkpoint ingest keyed http latency replay footprint)
   command -v perf >/dev/null && sections+=(profile)
 fi
 
@@ -73,6 +84,8 @@ for section in "${sections[@]}"; do
       for keys in 1 10000 1000000; do
         run "keyed-$keys" "$bench" ingest --format line_protocol --keys "$keys" --seconds 5 --runs 3
       done ;;
+    http)
+      run http "$bench" http-write --clients 1,16 --runs 3 ;;
     latency)
       run latency-1s "$bench" latency --window-ms 200 --seconds 20
       run latency-100ms "$bench" latency --window-ms 200 --batch-interval 100ms --seconds 10 ;;
