@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
+#include <boost/url/parse.hpp>
 
 #include <algorithm>
 #include <array>
@@ -467,36 +468,52 @@ Codec<std::optional<Endpoint>> endpoint_or_off() {
 // http[s]://host[:port][/prefix] into scheme, endpoint and path_prefix. Messages never repeat the
 // URL: it may carry credentials.
 void parse_url(const string& url, InfluxSinkConfig& out) {
-  const auto sep = url.find("://");
-  if (sep == string::npos) throw std::invalid_argument("expected http[s]://host[:port][/path]");
-  string scheme = url.substr(0, sep);
+  const auto parsed = boost::urls::parse_uri(url);
+  if (!parsed) {
+    // Boost.URL says only that the text is not an RFC 3986 URI; name the commonest reason.
+    if (std::any_of(url.begin(), url.end(),
+                    [](unsigned char c) { return c <= ' ' || c == 0x7f; })) {
+      throw std::invalid_argument("the URL must not contain spaces or control characters");
+    }
+    throw std::invalid_argument(
+        "not a valid URL: expected http[s]://host[:port][/path], other characters in the path "
+        "%-encoded");
+  }
+  const boost::urls::url_view& u = *parsed;
+  if (!u.has_authority()) throw std::invalid_argument("expected http[s]://host[:port][/path]");
+  string scheme(u.scheme());
   std::transform(scheme.begin(), scheme.end(), scheme.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   if (scheme != "http" && scheme != "https") {
     throw std::invalid_argument("unsupported scheme \"" + scheme + "\"; use http:// or https://");
   }
-  const string rest = url.substr(sep + 3);
-  const auto slash = rest.find('/');
-  const string authority = rest.substr(0, slash);
-  string path = slash == string::npos ? "" : rest.substr(slash);
-  if (authority.find('@') != string::npos) {
+  if (u.has_userinfo()) {
     throw std::invalid_argument(
         "credentials in the URL are not allowed; use the username and password keys");
   }
-  if (rest.find_first_of("?#") != string::npos) {
+  if (u.has_query() || u.has_fragment()) {
     throw std::invalid_argument("query strings and fragments are not allowed in the URL");
   }
-  if (authority.empty()) throw std::invalid_argument("missing host in the URL");
-  if (std::any_of(path.begin(), path.end(),
-                  [](unsigned char c) { return c <= ' ' || c == 0x7f; })) {
-    throw std::invalid_argument("the URL path must not contain spaces or control characters");
+  if (u.encoded_authority().empty()) throw std::invalid_argument("missing host in the URL");
+  // InfluxDB listens on 8086; over https it is usually behind a proxy or InfluxDB Cloud, on 443.
+  const string default_port = scheme == "https" ? "443" : "8086";
+  string host_port =
+      string(u.encoded_host()) + ":" + (u.has_port() ? string(u.port()) : default_port);
+  string path(u.encoded_path());
+  if (!path.empty() && path.front() != '/') {
+    // Boost.URL 1.81 ends the authority where its IPv4 or port rule stops and reads the rest as
+    // the path, with none of the '/' RFC 3986 requires there (boostorg/url#755): it makes
+    // "http://10.0.0.1.nip.io:8086" host 10.0.0.1, path ".nip.io:8086". That rest, up to the
+    // first '/', is authority: give it back, and parse_endpoint accepts it or says what is wrong.
+    const auto slash = std::min(path.find('/'), path.size());
+    const string rest = path.substr(0, slash);
+    path.erase(0, slash);
+    host_port = string(u.encoded_authority()) + rest;
+    if (!u.has_port() && rest.find(':') == string::npos) host_port += ":" + default_port;
   }
-  const bool has_port = authority.back() != ']' && authority.find(':') != string::npos;
   Endpoint ep;
   try {
-    // InfluxDB listens on 8086; over https it is usually behind a proxy or InfluxDB Cloud, on 443.
-    const string default_port = scheme == "https" ? ":443" : ":8086";
-    ep = parse_endpoint(has_port ? authority : authority + default_port, 1);
+    ep = parse_endpoint(host_port, 1);
   } catch (const std::invalid_argument& e) {
     // Drop the quoted text (`invalid address "...": why`) but keep the reason.
     const string what = e.what();

@@ -12,6 +12,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/detail/base64.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/url/encode.hpp>
+#include <boost/url/rfc/unreserved_chars.hpp>
 #include <chrono>
 #include <stdexcept>
 
@@ -31,19 +33,10 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 // Bound on waiting for the server's close_notify when it ends a TLS connection.
 constexpr std::chrono::milliseconds kTlsShutdownTimeout{1000};
 
-std::string url_encode(const std::string& text) {
-  static constexpr char hex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(hex[c >> 4]);
-      out.push_back(hex[c & 15]);
-    }
-  }
-  return out;
+// A query parameter value: everything but RFC 3986's unreserved characters %-encoded, so that
+// '&', '=', '#' and '+' (a space to InfluxDB's Go server) stay data.
+std::string query_value(const std::string& text) {
+  return boost::urls::encode(text, boost::urls::unreserved_chars);
 }
 
 std::string basic_authorization(const std::string& user, const std::string& password) {
@@ -110,11 +103,11 @@ asio::awaitable<WriteResult> round_trip(Stream& stream, beast::flat_buffer& buff
 
 std::string write_target(const config::InfluxSinkConfig& settings) {
   if (settings.api == "v2") {
-    return settings.path_prefix + "/api/v2/write?org=" + url_encode(settings.org) +
-           "&bucket=" + url_encode(settings.bucket) + "&precision=ms";
+    return settings.path_prefix + "/api/v2/write?org=" + query_value(settings.org) +
+           "&bucket=" + query_value(settings.bucket) + "&precision=ms";
   }
-  std::string target = settings.path_prefix + "/write?db=" + url_encode(settings.database);
-  if (!settings.retention_policy.empty()) target += "&rp=" + url_encode(settings.retention_policy);
+  std::string target = settings.path_prefix + "/write?db=" + query_value(settings.database);
+  if (!settings.retention_policy.empty()) target += "&rp=" + query_value(settings.retention_policy);
   return target + "&precision=ms";
 }
 

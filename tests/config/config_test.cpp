@@ -366,6 +366,31 @@ TEST_CASE("errors name the file, the 1-based line and the key path", "[config]")
        "port out of range"},
       {kOne + "    sink: {influxdb: {url: \"http://db/x?y=1\"}}\n", 3,
        "pipelines[0].sink.influxdb.url", "query strings"},
+      {kOne + "    sink: {influxdb: {url: \"http://db#top\"}}\n", 3,
+       "pipelines[0].sink.influxdb.url", "query strings and fragments are not allowed"},
+      {kOne + "    sink: {influxdb: {url: \"http://@db\"}}\n", 3, "pipelines[0].sink.influxdb.url",
+       "credentials in the URL are not allowed"},
+      {kOne + "    sink: {influxdb: {url: \"http://:8086\"}}\n", 3,
+       "pipelines[0].sink.influxdb.url", "invalid host or port in the URL: missing host"},
+      {kOne + "    sink: {influxdb: {url: \"http://db/a b\"}}\n", 3,
+       "pipelines[0].sink.influxdb.url", "must not contain spaces or control characters"},
+      {kOne + "    sink: {influxdb: {url: \"http://db/a\\tb\"}}\n", 3,
+       "pipelines[0].sink.influxdb.url", "must not contain spaces or control characters"},
+      // Boost.URL 1.81 stops the authority early and calls the rest a path (boostorg/url#755);
+      // the rest goes back to the host and port.
+      {kOne + "    sink: {influxdb: {url: \"http://db:80x/y\"}}\n", 3,
+       "pipelines[0].sink.influxdb.url", "invalid host or port in the URL: port must be a number"},
+      {kOne + "    sink: {influxdb: {url: \"http://::1:8086\"}}\n", 3,
+       "pipelines[0].sink.influxdb.url", "IPv6 addresses must be in brackets"},
+      {kOne + "    sink: {influxdb: {url: \"http://[::1]x\"}}\n", 3,
+       "pipelines[0].sink.influxdb.url", "expected [IPv6]:port"},
+      // Not RFC 3986 URIs, which the hand-written parser let through into the request target.
+      {kOne + "    sink: {influxdb: {url: \"http://db/%zz\"}}\n", 3,
+       "pipelines[0].sink.influxdb.url", "not a valid URL: expected http[s]://host[:port][/path]"},
+      {kOne + "    sink: {influxdb: {url: \"http://db/{prefix}\"}}\n", 3,
+       "pipelines[0].sink.influxdb.url", "other characters in the path %-encoded"},
+      {kOne + "    sink: {influxdb: {url: \"http://db/\xc3\xa9\"}}\n", 3,
+       "pipelines[0].sink.influxdb.url", "not a valid URL"},
       {kOne + "    sink: {influxdb: {database: \"\"}}\n", 3, "pipelines[0].sink.influxdb.database",
        "must not be empty"},
       // API v1 and v2: each refuses the other's keys, v2 needs org and bucket
@@ -457,6 +482,12 @@ TEST_CASE("URLs: scheme, default port, IPv6 hosts, path prefixes", "[config]") {
           {"https://eu.cloud.example", "https", "eu.cloud.example", 443, ""},
           {"HTTPS://db:8086/influx", "https", "db", 8086, "/influx"},
           {"https://[::1]", "https", "::1", 443, ""},
+          {"http://db//", "http", "db", 8086, ""},
+          {"http://db/a%20b/c@d:e/", "http", "db", 8086, "/a%20b/c@d:e"},
+          // Hosts that begin with an IPv4 address (Boost.URL 1.81 takes 10.0.0.1 for the host).
+          {"http://10.0.0.1.nip.io:8087/x", "http", "10.0.0.1.nip.io", 8087, "/x"},
+          {"https://10.0.0.1.nip.io", "https", "10.0.0.1.nip.io", 443, ""},
+          {"http://10.0.0.1x/", "http", "10.0.0.1x", 8086, ""},
       }));
   CAPTURE(url);
   const Config c = parse_text(kOne + "    sink: {influxdb: {url: \"" + url + "\"}}\n");
