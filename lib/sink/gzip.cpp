@@ -95,6 +95,12 @@ std::optional<std::string> gzip_decompress(std::string_view data, std::size_t ma
     if (result != Z_OK && result != Z_STREAM_END) break;
     out.append(buffer, sizeof buffer - z.avail_out);
     if (out.size() > max_bytes) break;
+    // Another member follows (RFC 1952 2.2: a gzip file is a series of members; gzip, Go and
+    // InfluxDB read them all as one stream).
+    if (result == Z_STREAM_END && (z.avail_in > 0 || in_done < data.size())) {
+      if (inflateReset(&z) != Z_OK) break;
+      result = Z_OK;
+    }
   }
   const bool complete = result == Z_STREAM_END && z.avail_in == 0 && in_done == data.size() &&
                         out.size() <= max_bytes;

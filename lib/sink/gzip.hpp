@@ -48,8 +48,9 @@ class GzipCompressor {
   std::unique_ptr<State> state_;
 };
 
-// The decompressed data, or nullopt if `data` is not a complete, valid gzip stream or would
-// exceed `max_bytes` decompressed (then *too_large, if given, is set to true).
+// The decompressed data (of every member, concatenated), or nullopt if `data` is not a series of
+// complete, valid gzip members or would exceed `max_bytes` decompressed (then *too_large, if
+// given, is set to true).
 std::optional<std::string> gzip_decompress(std::string_view data,
                                            std::size_t max_bytes = std::size_t{1} << 30,
                                            bool* too_large = nullptr);

@@ -91,3 +91,27 @@ TEST_CASE("gzip_decompress refuses what is not one whole gzip stream", "[gzip]")
   CHECK_FALSE(gzip_decompress(good, body.size() - 1));  // larger than allowed
   CHECK(gzip_decompress(good, body.size()) == body);
 }
+
+TEST_CASE("gzip_decompress reads every member of a multi-member stream", "[gzip]") {
+  const std::string first = points(50), second = points(70);
+  const std::string two = gzip_compress(first) + gzip_compress(second);
+  CHECK(gzip_decompress(two) == first + second);
+  CHECK(gzip_decompress(two + gzip_compress("")) == first + second);  // an empty member
+  CHECK_FALSE(gzip_decompress(two.substr(0, two.size() - 3)));        // second one truncated
+  CHECK_FALSE(gzip_decompress(gzip_compress(first) + "\x1f"));        // a member's start only
+}
+
+TEST_CASE("gzip_decompress says when the output, not the input, is the problem", "[gzip]") {
+  const std::string body = points(200);
+  const std::string good = gzip_compress(body);
+  bool too_large = true;
+  CHECK(gzip_decompress(good, body.size(), &too_large) == body);
+  CHECK_FALSE(too_large);
+  CHECK_FALSE(gzip_decompress(good, body.size() - 1, &too_large));
+  CHECK(too_large);
+  CHECK_FALSE(gzip_decompress(body, body.size() * 2, &too_large));  // not gzip
+  CHECK_FALSE(too_large);
+  // Two members, each within the bound, together over it.
+  CHECK_FALSE(gzip_decompress(good + good, body.size() * 2 - 1, &too_large));
+  CHECK(too_large);
+}
