@@ -63,7 +63,7 @@ class Exposition {
               &PipelineStats::requests, http);
     family(
         "tumbled_source_http_received_bytes_total", "counter",
-        "Bytes of request bodies received (gzip bodies as sent).",
+        "Bytes of the write requests' bodies read (gzip bodies as sent; not those refused).",
         [](const PipelineStats& p) { return p.requests.body_bytes; }, http);
     family(
         "tumbled_source_http_timeouts_total", "counter",

@@ -190,7 +190,6 @@ asio::awaitable<void> HttpSource::serve_requests(Stream& stream, net::Connection
           co_await stream.async_read_some(reader.receive_space(kReadBytes), use_tuple);
       if (read_error) break;
       entry.last_active = net::ConnectionTable::Clock::now();
-      if (headers_in) counters_.requests.body_bytes += n;
       progress = reader.received(n);
     }
     if (read_error) {
@@ -273,6 +272,7 @@ asio::awaitable<HttpSource::Answer> HttpSource::write(Request& request, const st
   }
   const WriteRoute route = source::route(request.method_string(), request.target());
   std::string body = std::move(request.body());
+  counters_.requests.body_bytes += body.size();
   if (beast::iequals(request[bhttp::field::content_encoding], "gzip")) {
     bool too_large = false;
     auto plain = sink::gzip_decompress(body, settings_.max_body_bytes, &too_large);

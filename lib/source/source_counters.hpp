@@ -14,7 +14,7 @@ namespace tumbled::source {
 struct RequestCounters {
   std::map<unsigned, std::uint64_t> by_status;  // answered requests by HTTP status
   sink::LatencyHistogram seconds;               // from its headers in to its answer sent
-  std::uint64_t body_bytes = 0;                 // request bodies as received (gzip: compressed)
+  std::uint64_t body_bytes = 0;                 // bodies of write requests taken (gzip: compressed)
   std::uint64_t timed_out = 0;                  // a request not received in time; closed
   std::uint64_t tls_handshake_failures = 0;     // plain HTTP on an HTTPS listener included
 };
