@@ -48,7 +48,12 @@ Pipeline::Pipeline(asio::io_context& io, const config::PipelineConfig& settings,
           log_.influx, clock_),
       window_timer_(io),
       checkpoint_timer_(io),
-      commit_signal_(io, asio::steady_timer::time_point::max()) {}
+      commit_signal_(io, asio::steady_timer::time_point::max()),
+      commit_work_(io, asio::steady_timer::time_point::max()) {}
+
+Pipeline::~Pipeline() {
+  if (wal_syncer_) wal_syncer_->join();  // a sync still running uses the store
+}
 
 std::unique_ptr<source::Source> Pipeline::make_source() {
   if (settings_.reads_http()) {
@@ -62,21 +67,45 @@ std::unique_ptr<source::Source> Pipeline::make_source() {
 
 asio::awaitable<bool> Pipeline::commit() {
   const std::uint64_t ticket = ++commits_wanted_;
-  if (!commit_pending_) {
-    commit_pending_ = true;
-    // Yield once: requests whose bytes are already here are decoded first and share this one
-    // synced write (group commit) instead of paying an fsync each.
-    co_await asio::post(io_, asio::use_awaitable);
-    commit_pending_ = false;
-    if (commits_synced_ < ticket) checkpoint();
-  }
-  // A failed checkpoint is retried by the checkpoint loop; every attempt wakes the waiters.
+  commit_work_.cancel();  // wakes the commit loop
+  // A failed checkpoint is retried by the checkpoint loop; the commit loop then syncs it.
   const auto give_up = std::chrono::steady_clock::now() + kCommitTimeout;
   while (commits_synced_ < ticket && !commits_final_ &&
          std::chrono::steady_clock::now() < give_up) {
     co_await commit_signal_.async_wait(use_tuple);
   }
   co_return commits_synced_ >= ticket;
+}
+
+asio::awaitable<void> Pipeline::commit_loop() {
+  while (!stopping_) {
+    const bool nothing_new = commits_wanted_ == commits_synced_;
+    const bool write_failed = commits_written_ == commits_synced_ && checkpoint_failing_;
+    if (nothing_new || write_failed) {
+      commit_work_.expires_at(asio::steady_timer::time_point::max());
+      co_await commit_work_.async_wait(use_tuple);
+      continue;
+    }
+    // Yield once: requests whose bytes are already here are decoded first and share this write.
+    co_await asio::post(io_, asio::use_awaitable);
+    if (stopping_) break;
+    if (commits_written_ < commits_wanted_) checkpoint();  // written, not yet synced
+    if (commits_written_ == commits_synced_) continue;     // it failed: the loop above waits
+    // fsync on the syncer's thread: meanwhile this one goes on reading and decoding requests,
+    // which the next round writes and syncs together (group commit).
+    const std::uint64_t written = commits_written_;
+    const store::Error error = co_await asio::co_spawn(
+        *wal_syncer_, [this]() -> asio::awaitable<store::Error> { co_return store_.sync_wal(); },
+        asio::use_awaitable);
+    if (error) {
+      ++counters_.checkpoint_failures;
+      log_.store->error("pipeline {}: syncing the state store's log failed: {}", settings_.name,
+                        *error);
+    } else {
+      commits_synced_ = std::max(commits_synced_, written);
+    }
+    commit_signal_.cancel();
+  }
 }
 
 source::DecoderFactory Pipeline::decoders() {
@@ -152,6 +181,10 @@ void Pipeline::start() {
   spawn(window_clock(), "window clock");
   spawn(checkpoint_loop(), "checkpoint loop");
   spawn(writer_.run(), "InfluxDB writer");
+  if (settings_.reads_http()) {
+    wal_syncer_ = std::make_unique<asio::thread_pool>(1);
+    spawn(commit_loop(), "commit loop");
+  }
 }
 
 void Pipeline::spawn(asio::awaitable<void> task, const char* what) {
@@ -248,18 +281,19 @@ void Pipeline::apply_backpressure() {
   }
 }
 
-void Pipeline::checkpoint() {
+void Pipeline::checkpoint(bool sync) {
   const auto began = std::chrono::steady_clock::now();
   const std::optional<window::KeyedChanges> keyed =
       keyed_ ? std::optional(keyed_->changes()) : std::nullopt;
-  // Input waits for its acknowledgement (HTTP): this checkpoint syncs, and answers it.
-  const std::uint64_t commits = commits_wanted_;
-  const bool sync = commits > commits_synced_;
+  const std::uint64_t commits = commits_wanted_;  // the decoded requests this checkpoint holds
   const auto error =
       store_.save(settings_.name, {windows_.open_windows(), queue_.points(), saved_below_,
                                    queue_.next_seq(), keyed ? &*keyed : nullptr, sync});
-  if (!error) commits_synced_ = commits;
-  if (sync) commit_signal_.cancel();
+  if (!error) {
+    commits_written_ = commits;
+    if (sync) commits_synced_ = commits;
+    if (commits_written_ > commits_synced_) commit_work_.cancel();  // the commit loop syncs it
+  }
   last_checkpoint_seconds_ =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
   last_checkpoint_bytes_ = store_.last_save_bytes();
@@ -398,6 +432,7 @@ void Pipeline::report_rejections() {
 
 asio::awaitable<void> Pipeline::shutdown(milliseconds flush_timeout) {
   stopping_ = true;
+  commit_work_.cancel();
   source_->stop();
   window_timer_.cancel();
   checkpoint_timer_.cancel();
@@ -412,7 +447,7 @@ asio::awaitable<void> Pipeline::shutdown(milliseconds flush_timeout) {
     co_await poll.async_wait(use_tuple);
   }
   writer_.stop();
-  checkpoint();
+  checkpoint(/*sync=*/commits_wanted_ > commits_synced_);
   // Requests still waiting for their commit get their answer now, whatever it is.
   commits_final_ = true;
   commit_signal_.cancel();

@@ -22,6 +22,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -60,6 +61,7 @@ class Pipeline {
   Pipeline(boost::asio::io_context& io, const config::PipelineConfig& settings,
            std::chrono::milliseconds checkpoint_interval, store::CheckpointStore& store,
            Loggers loggers, sink::Clock clock);
+  ~Pipeline();
 
   // Throws (cannot bind, corrupt state) before any coroutine starts: the pipeline may then be
   // destroyed at once.
@@ -82,11 +84,13 @@ class Pipeline {
   std::unique_ptr<source::Source> make_source();
   source::DecoderFactory decoders();
   boost::asio::awaitable<bool> commit();
+  boost::asio::awaitable<void> commit_loop();
   void accept_values(std::span<const std::int64_t> values);
   void restore_keyed(store::RestoredPipeline& restored);
   void close_windows();
   void enqueue(std::string line, sink::TimeMs now);
-  void checkpoint();
+  // sync: fsync the state store's log too (shutdown's last checkpoint with requests waiting).
+  void checkpoint(bool sync = false);
   bool store_dead_letter(const sink::PointQueue::Batch& batch, const std::string& error);
   boost::asio::awaitable<void> window_clock();
   boost::asio::awaitable<void> checkpoint_loop();
@@ -122,12 +126,16 @@ class Pipeline {
   sink::TimeMs last_rejection_report_ = 0;
   std::string last_checkpoint_error_;
   bool checkpoint_failing_ = false;
-  // Group commit (HTTP): requests take tickets; a checkpoint syncs up to the newest one.
+  // Group commit (HTTP): each request decoded takes a ticket (commits_wanted_); a checkpoint
+  // writes every ticket decoded before it (commits_written_), then the commit loop fsyncs the
+  // store's log on wal_syncer_'s thread (commits_synced_) while this thread decodes more.
   std::uint64_t commits_wanted_ = 0;
+  std::uint64_t commits_written_ = 0;
   std::uint64_t commits_synced_ = 0;
-  bool commit_pending_ = false;  // a request will checkpoint once the ready ones are decoded
-  bool commits_final_ = false;   // shutdown's last checkpoint is done: stop waiting
-  boost::asio::steady_timer commit_signal_;  // cancelled after each syncing checkpoint
+  bool commits_final_ = false;  // shutdown's last checkpoint is done: stop waiting
+  std::unique_ptr<boost::asio::thread_pool> wal_syncer_;  // source.http only; fsync blocks
+  boost::asio::steady_timer commit_signal_;  // cancelled after each sync: waiters look again
+  boost::asio::steady_timer commit_work_;    // cancelled by each new ticket: wakes commit_loop
 };
 
 }  // namespace tumbled::pipeline

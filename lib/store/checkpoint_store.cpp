@@ -1,6 +1,7 @@
 #include "store/checkpoint_store.hpp"
 
 #include <rocksdb/db.h>
+#include <rocksdb/memtablerep.h>
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
@@ -112,8 +113,15 @@ std::unique_ptr<CheckpointStore> CheckpointStore::open(const std::string& dir, A
   options.create_if_missing = true;
   options.create_missing_column_families = true;
   options.keep_log_file_num = 3;
+  // Checkpoints write many keys and read them back only at startup (one scan per pipeline): an
+  // unsorted vector takes writes several times cheaper than the default skip list, which spent
+  // half of a synced HTTP commit's time finding where each key goes; it is sorted once, when
+  // flushed or scanned.
+  rocksdb::ColumnFamilyOptions checkpoints(options);
+  checkpoints.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
+  options.allow_concurrent_memtable_write = false;  // the vector memtable does not support it
   std::vector<rocksdb::ColumnFamilyDescriptor> families{
-      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions(options)},
+      {rocksdb::kDefaultColumnFamilyName, checkpoints},
       {"dead_letters", rocksdb::ColumnFamilyOptions(options)}};
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
@@ -279,6 +287,10 @@ Error CheckpointStore::save(const std::string& pipeline, const PipelineCheckpoin
   rocksdb::WriteOptions options;
   options.sync = checkpoint.sync;
   return to_error(db_->Write(options, &batch));
+}
+
+Error CheckpointStore::sync_wal() {
+  return to_error(db_->SyncWAL());
 }
 
 Error CheckpointStore::requeue_dead_letter(const DeadLetter& letter) {

@@ -94,6 +94,9 @@ class CheckpointStore {
   std::uint64_t format_version() const;
   RestoredPipeline load(const std::string& pipeline) const;
   Error save(const std::string& pipeline, const PipelineCheckpoint& checkpoint);
+  // fsyncs the log of every save() that returned before it: those then survive a power cut.
+  // The one call that may run on another thread, beside the others (RocksDB allows it).
+  Error sync_wal();
   // Size of the WriteBatch of the latest save() (whatever its outcome), in bytes: what a
   // checkpoint costs, for the metrics.
   std::size_t last_save_bytes() const { return last_save_bytes_; }
