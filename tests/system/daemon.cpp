@@ -21,10 +21,16 @@ void Daemon::write_config() const {
       << "pipelines:\n";
   for (const auto& p : pipelines_) {
     out << "  - name: " << p.name << "\n"
-        << "    source: {tcp: {listen: 127.0.0.1:" << p.listen_port
-        << ", max_line_bytes: " << p.max_line_bytes << ", max_connections: " << p.max_connections
-        << ", idle_timeout: " << p.idle_timeout << "}"
-        << (p.source_extra.empty() ? "" : ", " + p.source_extra) << "}\n"
+        << "    source: {";
+    if (p.http) {
+      out << "http: {listen: 127.0.0.1:" << p.listen_port
+          << (p.http_extra.empty() ? "" : ", " + p.http_extra) << "}";
+    } else {
+      out << "tcp: {listen: 127.0.0.1:" << p.listen_port << ", max_line_bytes: " << p.max_line_bytes
+          << ", max_connections: " << p.max_connections << ", idle_timeout: " << p.idle_timeout
+          << "}";
+    }
+    out << (p.source_extra.empty() ? "" : ", " + p.source_extra) << "}\n"
         << "    buffer: " << p.buffer << "\n"
         << "    window: {size: " << p.window << ", aggregates: " << p.aggregates
         << (p.window_extra.empty() ? "" : ", " + p.window_extra) << "}\n"

@@ -37,6 +37,11 @@ struct PipelineSpec {
   std::string window_extra;
   // The whole `point` mapping as a YAML flow map; "" = {measurement: <name>, tags: <tags>}.
   std::string point;
+  // Read InfluxDB's write API (source.http on 127.0.0.1:listen_port) instead of TCP;
+  // `http_extra` adds keys of source.http as YAML flow map entries, e.g. "max_body_bytes: 4KiB".
+  // The source.tcp keys above are then left out.
+  bool http = false;
+  std::string http_extra;
 };
 
 class Daemon {
