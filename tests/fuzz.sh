@@ -19,7 +19,7 @@ if ! [[ $seconds =~ ^[0-9]+$ ]]; then
 fi
 build=${TUMBLED_FUZZ_BUILD_DIR:-build-fuzz}
 targets=(fuzz_line_framer fuzz_line_protocol fuzz_config fuzz_http_request fuzz_line_protocol_parser
-  fuzz_keyed_windows)
+  fuzz_keyed_windows fuzz_write_api)
 
 generator=()
 if [[ ! -f $build/CMakeCache.txt ]] && command -v ninja >/dev/null; then generator=(-G Ninja); fi
