@@ -1,22 +1,27 @@
 // Pipeline: one configured job, source -> window -> sink, with the state store beside them.
 //
-// The source (TCP) hands bytes to decoders of the configured format: `integers` go to
-// processing-time TumblingWindows, `line_protocol` records to KeyedWindows (event or processing
-// time); both emit line-protocol points into the same queue, store and writer.
+// The source (TCP, or InfluxDB write requests over HTTP) hands bytes to decoders of the
+// configured format: `integers` go to processing-time TumblingWindows, `line_protocol` records to
+// KeyedWindows (event or processing time); both emit line-protocol points into the same queue,
+// store and writer.
 //
 // start() restores open windows and unsent points from the store, binds the listener and starts
 // four coroutines on the daemon's io_context: the accept loop, the window clock (closes windows
 // as the wall clock passes their end, emits their points and checkpoints at once, so a point is
-// durable before InfluxDB can see it), the periodic checkpoint, and the batch writer.
+// durable before InfluxDB can see it), the periodic checkpoint, and the batch writer; with
+// source.http a fifth, the commit loop: a request is answered once a checkpoint holding its lines
+// is written and fsynced (commit()), and requests decoded together share one (group commit).
 // shutdown() stops accepting, checkpoints, tries to flush every waiting point for at most
 // `flush_timeout`, checkpoints again and returns; open windows stay in the store for the next
 // start. When shutdown() returns, every coroutine of the pipeline has ended (connections too), so
 // the pipeline may be destroyed while the daemon goes on: a reload replaces pipelines this way.
 // The pipeline keeps its own copy of its settings, independent of the Config it came from.
 // Backpressure: while `buffer.max_points` points wait (when_full: block) or while
-// checkpoints fail, the source stops reading its sockets, so senders are slowed by TCP itself
-// and nothing accepted is lost; with when_full: drop_oldest the oldest point is dropped and
-// counted instead. Everything runs on one thread: no locks.
+// checkpoints fail, the source stops reading its sockets (HTTP: answers 503), so senders are
+// slowed and nothing accepted is lost; with when_full: drop_oldest the oldest point is dropped and
+// counted instead. Everything runs on one thread, no locks, but for the fsync of a source.http
+// pipeline's group commit (commit_loop), made on a thread of its own so that the event loop
+// decodes the next requests meanwhile; the store's sync_wal() is the one call made there.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
