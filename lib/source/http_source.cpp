@@ -219,7 +219,8 @@ asio::awaitable<void> HttpSource::serve_requests(Stream& stream, net::Connection
     if (answer.status == 503) response.set(bhttp::field::retry_after, kRetryAfterSeconds);
     response.keep_alive(keep_alive);
     response.body() = std::move(answer.body);
-    response.prepare_payload();
+    // RFC 9110 8.6: no Content-Length on a 204 (InfluxDB sends none either).
+    if (answer.status != 204) response.prepare_payload();
     timer.expires_after(kRequestTimeout);
     const auto [write_error, written] = co_await bhttp::async_write(stream, response, use_tuple);
     ++counters_.requests.by_status[answer.status];
