@@ -58,7 +58,8 @@ Pipeline::~Pipeline() {
 std::unique_ptr<source::Source> Pipeline::make_source() {
   if (settings_.reads_http()) {
     return std::make_unique<source::HttpSource>(
-        io_.get_executor(), settings_.http, decoders(), [this] { return commit(); }, log_.tcp);
+        io_.get_executor(), settings_.http, decoders(), [this] { return commit(); },
+        log_.tcp->clone("http"));
   }
   return std::make_unique<source::TcpSource>(io_.get_executor(), settings_.listen,
                                              settings_.max_connections, settings_.idle_timeout,
