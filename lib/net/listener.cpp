@@ -78,6 +78,13 @@ asio::awaitable<void> accept_connections(tcp::acceptor& acceptor, const bool& st
   }
 }
 
+std::string peer_of(const tcp::socket& socket) {
+  boost::system::error_code ec;
+  const auto peer = socket.remote_endpoint(ec);
+  if (ec) return "unknown peer";
+  return peer.address().to_string() + ":" + std::to_string(peer.port());
+}
+
 ConnectionTable::Entry& ConnectionTable::add(tcp::socket& socket) {
   auto& entry = entries_[&socket];
   entry.last_active = Clock::now();

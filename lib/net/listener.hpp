@@ -47,6 +47,9 @@ class LogThrottle {
   bool logged_ = false;
 };
 
+// "address:port" of the socket's peer, for logs; "unknown peer" once it has gone.
+std::string peer_of(const boost::asio::ip::tcp::socket& socket);
+
 using ServeFn = std::function<boost::asio::awaitable<void>(boost::asio::ip::tcp::socket)>;
 
 // Accepts on `acceptor` until `stopped` turns true. A socket `admit()` refuses (it counts and logs

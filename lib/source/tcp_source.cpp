@@ -22,13 +22,6 @@ constexpr std::size_t kReadChunkBytes = 256 * 1024;
 // At max_connections, a connection silent this long may be closed for a newcomer.
 constexpr auto kEvictableAfter = std::chrono::seconds(10);
 
-std::string peer_of(const tcp::socket& socket) {
-  boost::system::error_code ec;
-  const auto peer = socket.remote_endpoint(ec);
-  if (ec) return "unknown peer";
-  return peer.address().to_string() + ":" + std::to_string(peer.port());
-}
-
 }  // namespace
 
 TcpSource::TcpSource(asio::any_io_executor executor, config::Endpoint listen,
@@ -112,7 +105,7 @@ asio::awaitable<void> TcpSource::serve(tcp::socket socket) {
   // Accepted just before stop(): its handler ran after stop() closed the others and must not
   // read past the final checkpoint.
   if (stopped_) co_return;
-  const std::string peer = peer_of(socket);
+  const std::string peer = net::peer_of(socket);
   log_->debug("connection from {}", peer);
   net::ConnectionTable::Entry& connection = connections_.add(socket);
   ++counters_.connections_open;
