@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <csignal>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -21,6 +22,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <string>
@@ -834,4 +836,259 @@ TEST_CASE("http source: request metrics count answers by code, durations and bod
   CHECK(stack.metric("tumbled_source_http_request_duration_seconds_count") == 5);
   CHECK(stack.metric("tumbled_source_http_received_bytes_total") == static_cast<double>(bytes));
   CHECK(stack.daemon.stop() == 0);
+}
+
+namespace {
+
+// Clients posting requests back to back, each of three lines (1, 10 and 100: any part of a
+// request has its own sum) under a key of its own (req=<n>), all in the window of `base` + 1.
+// Every request's outcome is recorded: the status it got, or 0 for a connection error (refused,
+// reset, closed before the answer), with the phase the test had set when it was sent.
+class RequestLoad {
+ public:
+  struct Outcome {
+    int status = 0;
+    int phase = 0;     // when it was sent
+    int answered = 0;  // the phase when its outcome came
+  };
+
+  RequestLoad(std::uint16_t port, std::int64_t base, int clients) : port_(port), base_(base) {
+    for (int c = 0; c < clients; ++c) threads_.emplace_back([this] { send(); });
+  }
+  ~RequestLoad() { stop(); }
+  RequestLoad(const RequestLoad&) = delete;
+  RequestLoad& operator=(const RequestLoad&) = delete;
+
+  // Ends the sending; returns once every request under way has its outcome.
+  void stop() {
+    sending_ = false;
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+  }
+  void set_phase(int phase) { phase_ = phase; }
+  // Waits until `count` requests sent in `phase` have been answered 204; false after the hang
+  // guard.
+  bool wait_for_204s(int phase, std::size_t count) {
+    std::unique_lock lock(mutex_);
+    return answered_.wait_for(lock, hang_guard(), [&] { return acked_[phase] >= count; });
+  }
+  std::map<std::int64_t, Outcome> outcomes() const {
+    std::lock_guard lock(mutex_);
+    return outcomes_;
+  }
+
+ private:
+  std::string body(std::int64_t n) const {
+    std::string text;
+    for (const int v : {1, 10, 100}) {
+      text += "req,req=" + std::to_string(n) + " v=" + std::to_string(v) + "i " +
+              std::to_string(base_ + 1) + "\n";
+    }
+    return text;
+  }
+  void send() {
+    while (sending_) {
+      const std::int64_t n = next_++;
+      Outcome outcome{0, phase_, 0};
+      try {
+        outcome.status = post(port_, "/write?precision=s", body(n)).status;
+      } catch (const std::exception&) {
+      }
+      outcome.answered = phase_;
+      {
+        std::lock_guard lock(mutex_);
+        outcomes_[n] = outcome;
+        if (outcome.status == 204) ++acked_[outcome.phase];
+      }
+      answered_.notify_all();
+      if (outcome.status == 0) std::this_thread::sleep_for(1ms);  // refused: no busy loop
+    }
+  }
+
+  const std::uint16_t port_;
+  const std::int64_t base_;
+  std::atomic<bool> sending_{true};
+  std::atomic<int> phase_{0};
+  std::atomic<std::int64_t> next_{1};
+  mutable std::mutex mutex_;  // guards what follows, up to the condition variable
+  std::map<std::int64_t, Outcome> outcomes_;
+  std::map<int, std::size_t> acked_;  // 204s by phase
+  std::condition_variable answered_;
+  std::vector<std::thread> threads_;
+};
+
+// Closes the windows, then checks what InfluxDB holds of RequestLoad's requests against
+// `outcomes`: every request answered 204 is there exactly once (sum 111, count 3), none answered
+// 503 is, one that got no answer is there whole or not at all, and nothing else is. Returns how
+// many requests landed.
+std::size_t check_exactly_once(Stack& stack, std::int64_t base,
+                               const std::map<std::int64_t, RequestLoad::Outcome>& outcomes) {
+  close_windows(stack, base);
+  const auto got = read_back(stack.influx, "req", "req", "v");
+  const std::int64_t window_end = (base / 10 + 1) * 10'000;
+  std::size_t landed_unanswered = 0;
+  for (const auto& [at, a] : got) {
+    const std::int64_t n = std::stoll(at.first);
+    const auto it = outcomes.find(n);
+    const int status = it == outcomes.end() ? -1 : it->second.status;
+    INFO("request " << n << " (answered " << status << "): sum " << a.sum << ", count " << a.count
+                    << " at " << at.second);
+    CHECK(it != outcomes.end());
+    CHECK(at.second == window_end);
+    CHECK(a == Aggregate{111, 3});  // never partial, never doubled
+    CHECK(status != 503);
+    if (status == 0) ++landed_unanswered;
+  }
+  std::map<int, std::size_t> by_status, acked_by_phase;
+  std::map<std::pair<int, int>, std::size_t> acked_across;  // by (phase sent, phase answered)
+  std::size_t missing = 0;
+  for (const auto& [n, outcome] : outcomes) {
+    ++by_status[outcome.status];
+    if (outcome.status == 204) ++acked_by_phase[outcome.phase];
+    if (outcome.status == 204 && outcome.answered != outcome.phase)
+      ++acked_across[{outcome.phase, outcome.answered}];
+    if (outcome.status == 204 && !got.count({std::to_string(n), window_end})) {
+      ++missing;
+      UNSCOPED_INFO("request " << n << " was answered 204 but is not in InfluxDB");
+    }
+  }
+  std::ostringstream summary;
+  for (const auto& [status, count] : by_status) {
+    summary << (status == 0 ? std::string("no answer") : std::to_string(status)) << ": " << count
+            << " requests; ";
+  }
+  summary << got.size() << " landed (" << landed_unanswered
+          << " of them unanswered); 204s by phase:";
+  for (const auto& [phase, count] : acked_by_phase) summary << " " << phase << ": " << count;
+  summary << "; sent in one phase, 204 in the next:";
+  for (const auto& [phases, count] : acked_across)
+    summary << " " << phases.first << "->" << phases.second << ": " << count;
+  INFO(summary.str());
+  std::cout << "  " << summary.str() << "\n";
+  CHECK(missing == 0);
+  CHECK(by_status[204] > 0);
+  for (const auto& [status, count] : by_status) {
+    INFO(count << " requests answered " << status);
+    CHECK((status == 204 || status == 503 || status == 0));
+  }
+  return got.size();
+}
+
+// The lines each stop of pipeline "records" counted as accepted ("pipeline records stopped: N
+// lines accepted, ..."), in the order of `log`.
+std::vector<std::uint64_t> accepted_at_stops(const std::string& log) {
+  static const std::regex stopped("pipeline records stopped: ([0-9]+) lines accepted");
+  std::vector<std::uint64_t> out;
+  for (auto it = std::sregex_iterator(log.begin(), log.end(), stopped);
+       it != std::sregex_iterator(); ++it) {
+    out.push_back(std::stoull((*it)[1].str()));
+  }
+  return out;
+}
+
+// The lines of `log` at level warn or above.
+std::string warnings(const std::string& log) {
+  std::istringstream in(log);
+  std::string out;
+  for (std::string line; std::getline(in, line);) {
+    if (line.find(" warn  [") != std::string::npos || line.find(" error [") != std::string::npos ||
+        line.find(" critical [") != std::string::npos) {
+      out += line + "\n";
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "http source: SIGTERM while clients write: each 204 kept once, each 503 not at all, exit 0 "
+    "after the final checkpoint",
+    "[system][http_source]") {
+  // Checkpoints on their own come seldom: what is on disk at the end is what the requests'
+  // commits and the final checkpoints wrote. Three rounds of SIGTERM and a restart on the same
+  // state while four clients write on; the one window stays open across them all.
+  Stack stack(http_spec("", "req"), {}, std::nullopt, "30s");
+  const std::int64_t base = past_base_s();
+  RequestLoad load(stack.port(), base, 4);
+  std::uint64_t accepted = 0;  // lines, by the runs' own count when they stopped
+  constexpr int kRounds = 3;
+  for (int round = 0; round < kRounds; ++round) {
+    // Phases: 3 * round while the daemon runs, + 1 after SIGTERM (the stopping daemon may still
+    // take some), + 2 after it exited (refused, or taken by the restarted one).
+    AWAIT(stack.daemon, load.wait_for_204s(3 * round, 50));
+    stack.daemon.signal(SIGTERM);
+    load.set_phase(3 * round + 1);
+    const int code = stack.daemon.wait_for_exit();  // throws after the hang guard
+    load.set_phase(3 * round + 2);
+    if (round + 1 == kRounds) load.stop();
+
+    const std::string log = stack.daemon.log_text();
+    const auto stops = accepted_at_stops(log);
+    INFO("round " << round << "; warnings and errors of the stopped run:\n" << warnings(log));
+    CHECK(code == 0);
+    CHECK(stack.daemon.log_count("signal SIGTERM: stopping") == 1);
+    REQUIRE(stops.size() == 1);
+    accepted += stops.front();
+    CHECK(stack.daemon.log_count(", 0 dropped, 0 still waiting (kept for the next start)") == 1);
+    CHECK(stack.daemon.log_count("tumbled stopped") == 1);
+    CHECK(stack.daemon.log_count("second stop signal") == 0);
+    CHECK(stack.daemon.log_count("failed while stopping") == 0);
+    CHECK(warnings(log).find(" error [") == std::string::npos);
+    CHECK(warnings(log).find(" critical [") == std::string::npos);
+
+    stack.daemon.start();  // the same state dir: the window comes back with what was taken
+    load.set_phase(3 * round + 3);
+  }
+
+  std::cout << "http source SIGTERM test:\n";
+  const std::size_t landed = check_exactly_once(stack, base, load.outcomes());
+  // Every request the stopped runs decoded (each counted its three lines) is in InfluxDB: their
+  // final checkpoints held them all.
+  CHECK(accepted == 3 * landed);
+  CHECK(stack.daemon.stop() == 0);
+}
+
+TEST_CASE(
+    "http source: SIGHUP replacing the pipeline while clients write: every 204 is kept once, "
+    "the endpoint answers again on its port",
+    "[system][http_source]") {
+  // Any change of a pipeline's settings replaces it (config/reload_plan.cpp): here
+  // source.http.max_body_bytes, changed three times while four clients write. The window stays
+  // open across the reloads: the replacement restores what its predecessor checkpointed.
+  Stack stack(http_spec("max_body_bytes: 1MiB", "req"), {}, std::nullopt, "30s");
+  PipelineSpec spec = stack.daemon.pipeline();  // with InfluxDB's port
+  const std::int64_t base = past_base_s();
+  RequestLoad load(stack.port(), base, 4);
+  AWAIT(stack.daemon, load.wait_for_204s(0, 20));
+  for (int reload = 1; reload <= 3; ++reload) {
+    spec.http_extra = "max_body_bytes: " + std::to_string(reload + 1) + "MiB";
+    stack.daemon.reconfigure({spec});
+    stack.daemon.signal(SIGHUP);
+    AWAIT(
+        stack.daemon,
+        stack.daemon.wait_for_log(
+            "reload done: 1 pipelines running (0 kept, 1 restarted, 0 added, 0 removed)", reload));
+    load.set_phase(reload);  // sent once the replacement listens
+    AWAIT(stack.daemon, load.wait_for_204s(reload, 20));
+  }
+  load.stop();
+  {
+    const std::string log = stack.daemon.log_text();
+    INFO("warnings and errors:\n" << warnings(log));
+    CHECK(stack.daemon.log_count("reload: pipeline records changed: stopping it") == 3);
+    CHECK(warnings(log).find(" error [") == std::string::npos);
+    CHECK(warnings(log).find(" critical [") == std::string::npos);
+  }
+
+  std::cout << "http source SIGHUP test:\n";
+  const std::size_t landed = check_exactly_once(stack, base, load.outcomes());
+  CHECK(stack.daemon.stop() == 0);
+  // What the four pipelines took, together: every request decoded (three lines each), and the
+  // closer, all in InfluxDB.
+  const auto stops = accepted_at_stops(stack.daemon.log_text());
+  CHECK(stops.size() == 4);
+  std::uint64_t accepted = 0;
+  for (const auto n : stops) accepted += n;
+  CHECK(accepted == 3 * landed + 1);
 }
