@@ -58,15 +58,19 @@ Pipeline::~Pipeline() {
 std::unique_ptr<source::Source> Pipeline::make_source() {
   if (settings_.reads_http()) {
     return std::make_unique<source::HttpSource>(
-        io_.get_executor(), settings_.http, decoders(), [this] { return commit(); },
-        log_.tcp->clone("http"));
+        io_.get_executor(), settings_.http, decoders(),
+        [this](std::string body) { return commit(std::move(body)); }, log_.tcp->clone("http"));
   }
   return std::make_unique<source::TcpSource>(io_.get_executor(), settings_.listen,
                                              settings_.max_connections, settings_.idle_timeout,
                                              decoders(), log_.tcp);
 }
 
-asio::awaitable<bool> Pipeline::commit() {
+asio::awaitable<bool> Pipeline::commit(std::string body) {
+  // Called right after the body was decoded (decoders() noted what that depended on).
+  stream_input_.seq = next_input_seq_++;
+  stream_input_.body = std::move(body);
+  pending_inputs_.push_back(std::move(stream_input_));
   const std::uint64_t ticket = ++commits_wanted_;
   commit_work_.cancel();  // wakes the commit loop
   // A failed checkpoint is retried by the checkpoint loop; the commit loop then syncs it.
@@ -90,7 +94,7 @@ asio::awaitable<void> Pipeline::commit_loop() {
     // Yield once: requests whose bytes are already here are decoded first and share this write.
     co_await asio::post(io_, asio::use_awaitable);
     if (stopping_) break;
-    if (commits_written_ < commits_wanted_) checkpoint();  // written, not yet synced
+    if (commits_written_ < commits_wanted_) log_inputs();  // written, not yet synced
     if (commits_written_ == commits_synced_) continue;     // it failed: the loop above waits
     // fsync on the syncer's thread: meanwhile this one goes on reading and decoding requests,
     // which the next round writes and syncs together (group commit).
@@ -109,19 +113,31 @@ asio::awaitable<void> Pipeline::commit_loop() {
   }
 }
 
+source::LineProtocolDecoder::OnLine Pipeline::keyed_lines(source::Precision precision) {
+  return [this, precision](const source::ParsedLine& line) {
+    return keyed_->add(line, chunk_now_, precision);
+  };
+}
+
 source::DecoderFactory Pipeline::decoders() {
-  const std::size_t max_line_bytes = settings_.max_line_bytes;
+  // An HTTP request's lines are all in memory: its body is their only bound.
+  const std::size_t max_line_bytes =
+      settings_.reads_http() ? settings_.http.max_body_bytes : settings_.max_line_bytes;
   if (settings_.format == "line_protocol") {
     keyed_.emplace(window::KeyedSettings::from(settings_));
     const source::Precision configured = keyed_->settings().precision;
-    return [this, max_line_bytes, configured](const source::StreamFormat& format) {
+    return [this, max_line_bytes,
+            configured](const source::StreamFormat& format) -> std::unique_ptr<source::Decoder> {
       const source::Precision precision = format.precision.value_or(configured);
-      return std::make_unique<source::LineProtocolDecoder>(
-          max_line_bytes,
-          [this, precision](const source::ParsedLine& line) {
-            return keyed_->add(line, chunk_now_, precision);
-          },
-          [this] { chunk_now_ = clock_(); });
+      if (!format.whole) {
+        return std::make_unique<source::LineProtocolDecoder>(max_line_bytes, keyed_lines(precision),
+                                                             [this] { chunk_now_ = clock_(); });
+      }
+      // One request body, decoded at once: one clock read for all of it, and a note of what
+      // its decoding depends on, for the input log (commit()).
+      chunk_now_ = clock_();
+      stream_input_ = {0, chunk_now_, keyed_->watermark(), keyed_->newest_event(), precision, {}};
+      return std::make_unique<source::LineProtocolDecoder>(max_line_bytes, keyed_lines(precision));
     };
   }
   return [this, max_line_bytes](const source::StreamFormat&) {
@@ -129,6 +145,32 @@ source::DecoderFactory Pipeline::decoders() {
         max_line_bytes, values_,
         [this](std::span<const std::int64_t> values) { accept_values(values); });
   };
+}
+
+void Pipeline::replay_inputs(const std::vector<store::AcceptedInput>& inputs) {
+  if (inputs.empty()) return;
+  if (!keyed_) {
+    throw std::runtime_error("pipeline " + settings_.name +
+                             ": the state store holds accepted line-protocol writes, but the "
+                             "pipeline reads integers; restore the format, or give the pipeline "
+                             "another name");
+  }
+  // Each as it was decoded the first time: same clock, watermark and precision, on top of the
+  // checkpoint before it, so every line takes the same way (counted or refused) again.
+  std::uint64_t lines = 0;
+  for (const auto& input : inputs) {
+    keyed_->restore_time(input.watermark, input.newest_event);
+    chunk_now_ = input.read_at;
+    source::LineProtocolDecoder decoder(input.body.size() + 1, keyed_lines(input.precision));
+    decoder.feed(input.body);
+    decoder.finish();
+    lines += decoder.counters().accepted;
+  }
+  next_input_seq_ = inputs.back().seq + 1;
+  log_.store->info(
+      "pipeline {}: replayed {} acknowledged write requests ({} lines) logged after the last "
+      "checkpoint",
+      settings_.name, inputs.size(), lines);
 }
 
 void Pipeline::restore_keyed(store::RestoredPipeline& restored) {
@@ -152,7 +194,8 @@ void Pipeline::start() {
   for (const auto& [start, totals] : restored.open_windows) windows_.restore(start, totals);
   if (keyed_) {
     restore_keyed(restored);
-  } else if (!restored.keyed_pairs.empty()) {
+    replay_inputs(restored.inputs);
+  } else if (!restored.keyed_pairs.empty() || !restored.inputs.empty()) {
     throw std::runtime_error("pipeline " + settings_.name +
                              ": the state store holds keyed windows of source.format: "
                              "line_protocol, but the pipeline reads integers; restore the "
@@ -282,15 +325,37 @@ void Pipeline::apply_backpressure() {
   }
 }
 
+void Pipeline::log_inputs() {
+  if (const auto error = store_.append_inputs(settings_.name, pending_inputs_)) {
+    store_failed("logging accepted writes failed: " + *error);
+    return;  // the next checkpoint holds them instead
+  }
+  pending_inputs_.clear();
+  commits_written_ = commits_wanted_;  // every ticket is one logged input
+}
+
+void Pipeline::store_failed(const std::string& error) {
+  ++counters_.checkpoint_failures;
+  checkpoint_failing_ = true;
+  apply_backpressure();
+  if (error != last_checkpoint_error_) {
+    log_.store->error(
+        "pipeline {}: {}; new points and writes are held back until a checkpoint succeeds",
+        settings_.name, error);
+    last_checkpoint_error_ = error;
+  }
+}
+
 void Pipeline::checkpoint(bool sync) {
   const auto began = std::chrono::steady_clock::now();
   const std::optional<window::KeyedChanges> keyed =
       keyed_ ? std::optional(keyed_->changes()) : std::nullopt;
   const std::uint64_t commits = commits_wanted_;  // the decoded requests this checkpoint holds
-  const auto error =
-      store_.save(settings_.name, {windows_.open_windows(), queue_.points(), saved_below_,
-                                   queue_.next_seq(), keyed ? &*keyed : nullptr, sync});
+  const auto error = store_.save(
+      settings_.name, {windows_.open_windows(), queue_.points(), saved_below_, queue_.next_seq(),
+                       keyed ? &*keyed : nullptr, sync, next_input_seq_});
   if (!error) {
+    pending_inputs_.clear();  // their effect is in this checkpoint; their records are gone
     commits_written_ = commits;
     if (sync) commits_synced_ = commits;
     if (commits_written_ > commits_synced_) commit_work_.cancel();  // the commit loop syncs it
@@ -299,16 +364,7 @@ void Pipeline::checkpoint(bool sync) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
   last_checkpoint_bytes_ = store_.last_save_bytes();
   if (error) {
-    ++counters_.checkpoint_failures;
-    checkpoint_failing_ = true;
-    apply_backpressure();
-    if (*error != last_checkpoint_error_) {
-      log_.store->error(
-          "pipeline {}: checkpoint failed: {}; new points are held back until a "
-          "checkpoint succeeds",
-          settings_.name, *error);
-      last_checkpoint_error_ = *error;
-    }
+    store_failed("checkpoint failed: " + *error);
     return;
   }
   if (!last_checkpoint_error_.empty()) {

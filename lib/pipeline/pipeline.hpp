@@ -9,8 +9,10 @@
 // four coroutines on the daemon's io_context: the accept loop, the window clock (closes windows
 // as the wall clock passes their end, emits their points and checkpoints at once, so a point is
 // durable before InfluxDB can see it), the periodic checkpoint, and the batch writer; with
-// source.http a fifth, the commit loop: a request is answered once a checkpoint holding its lines
-// is written and fsynced (commit()), and requests decoded together share one (group commit).
+// source.http a fifth, the commit loop: a request is answered once its body is logged in the
+// store (AcceptedInput: with the clock, watermark and precision it was decoded with) and the log
+// fsynced (commit()); requests decoded together share one write and fsync (group commit). start()
+// decodes logged requests again on top of the checkpoint; the next checkpoint deletes them.
 // shutdown() stops accepting, checkpoints, tries to flush every waiting point for at most
 // `flush_timeout`, checkpoints again and returns; open windows stay in the store for the next
 // start. When shutdown() returns, every coroutine of the pipeline has ended (connections too), so
@@ -38,6 +40,7 @@
 #include "sink/influx_writer.hpp"
 #include "sink/point_queue.hpp"
 #include "source/decoder.hpp"
+#include "source/line_protocol_decoder.hpp"
 #include "source/source.hpp"
 #include "store/checkpoint_store.hpp"
 #include "window/keyed_windows.hpp"
@@ -88,7 +91,11 @@ class Pipeline {
  private:
   std::unique_ptr<source::Source> make_source();
   source::DecoderFactory decoders();
-  boost::asio::awaitable<bool> commit();
+  source::LineProtocolDecoder::OnLine keyed_lines(source::Precision precision);
+  void replay_inputs(const std::vector<store::AcceptedInput>& inputs);
+  boost::asio::awaitable<bool> commit(std::string body);
+  void log_inputs();
+  void store_failed(const std::string& error);
   boost::asio::awaitable<void> commit_loop();
   void accept_values(std::span<const std::int64_t> values);
   void restore_keyed(store::RestoredPipeline& restored);
@@ -134,6 +141,11 @@ class Pipeline {
   // Group commit (HTTP): each request decoded takes a ticket (commits_wanted_); a checkpoint
   // writes every ticket decoded before it (commits_written_), then the commit loop fsyncs the
   // store's log on wal_syncer_'s thread (commits_synced_) while this thread decodes more.
+  // The input log: what each decoded request body depends on, noted by decoders() and logged
+  // by the commit loop (log_inputs) until a checkpoint holds it.
+  store::AcceptedInput stream_input_;
+  std::vector<store::AcceptedInput> pending_inputs_;
+  std::uint64_t next_input_seq_ = 1;
   std::uint64_t commits_wanted_ = 0;
   std::uint64_t commits_written_ = 0;
   std::uint64_t commits_synced_ = 0;

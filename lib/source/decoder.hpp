@@ -39,6 +39,9 @@ class Decoder {
 // pipeline's settings.
 struct StreamFormat {
   std::optional<Precision> precision;
+  // One whole request body, fed at once and then finished (HTTP): the pipeline reads its clock
+  // once for it and keeps a note of the state decoding started from, for its input log.
+  bool whole = false;
 };
 
 using DecoderFactory = std::function<std::unique_ptr<Decoder>(const StreamFormat&)>;

@@ -281,17 +281,17 @@ asio::awaitable<HttpSource::Answer> HttpSource::write(Request& request, const st
     body = std::move(*plain);
   }
 
-  // The whole body in one go: no checkpoint can fall between its lines.
-  const std::unique_ptr<Decoder> decoder = decoders_({route.precision});
+  // The whole body in one go, as one chunk (a last line completed here rather than by finish()):
+  // no checkpoint can fall between its lines, and the pipeline can log it as it was decoded.
+  if (!body.empty() && body.back() != '\n') body.push_back('\n');
+  const std::unique_ptr<Decoder> decoder = decoders_({route.precision, /*whole=*/true});
   decoder->feed(body);
-  std::string first_rejection = decoder->last_rejection();
-  const std::uint64_t rejected_in_feed = decoder->counters().rejected();
   decoder->finish();
-  if (rejected_in_feed == 0) first_rejection = decoder->last_rejection();
+  const std::string first_rejection = decoder->last_rejection();
   const LineCounters& lines = decoder->counters();
   counters_.lines += lines;
 
-  if (lines.accepted > 0 && !co_await commit_()) {
+  if (lines.accepted > 0 && !co_await commit_(std::move(body))) {
     co_return Answer{500,
                      error_body("timeout: the lines were taken but are not on disk yet (the "
                                 "state store fails); sending them again may count them twice"),

@@ -52,10 +52,11 @@ namespace tumbled::source {
 
 class HttpSource final : public Source {
  public:
-  // Returns once every record handed to the pipeline so far is in the state store, synced:
-  // true; false if that cannot be promised (the store fails for long, or the pipeline stops
-  // before its final checkpoint).
-  using Commit = std::function<boost::asio::awaitable<bool>()>;
+  // Called with a request's body right after it was decoded (nothing in between): returns once
+  // the body, or a checkpoint holding its lines, is in the state store, synced: true; false if
+  // that cannot be promised (the store fails for long, or the pipeline stops before its final
+  // checkpoint).
+  using Commit = std::function<boost::asio::awaitable<bool>(std::string body)>;
 
   HttpSource(boost::asio::any_io_executor executor, config::HttpSourceConfig settings,
              DecoderFactory decoders, Commit commit, std::shared_ptr<spdlog::logger> log);

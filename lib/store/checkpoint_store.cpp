@@ -25,6 +25,10 @@ constexpr char kNextSeqKind = 'n';  // one key per pipeline: its next sequence n
 constexpr char kKeyedKind = 'k';
 constexpr char kFieldTypeKind = 't';
 constexpr char kWatermarkKind = 'm';
+// Version 3: <pipeline> '\0' 'i' <seq> -> an accepted input: read_at, watermark, newest event
+// time (8 bytes each), precision (1 byte), then the body.
+constexpr char kInputKind = 'i';
+constexpr std::size_t kInputHeaderBytes = 25;
 // The layout's version, in a key no pipeline's can equal (pipeline names are never empty).
 // 1: the layout above, also what stores written before the record existed hold.
 const std::string kFormatVersionKey = std::string("\0format_version", 15);
@@ -225,6 +229,17 @@ RestoredPipeline CheckpointStore::load(const std::string& pipeline) const {
             static_cast<window::TimeMs>(read_be64(rest.data()) ^ (std::uint64_t{1} << 63));
         restored.keyed_pairs.push_back({start, std::string(rest.substr(8)), v.ToString()});
       });
+  scan(*db_, handles_[0], prefix(pipeline, kInputKind), [&](std::uint64_t seq, rocksdb::Slice v) {
+    if (v.size() < kInputHeaderBytes || static_cast<unsigned char>(v[24]) > 5) {
+      throw std::runtime_error("corrupt accepted input record in state store");
+    }
+    restored.inputs.push_back(
+        {seq, static_cast<window::TimeMs>(read_be64(v.data())),
+         static_cast<window::TimeMs>(read_be64(v.data() + 8)),
+         static_cast<window::TimeMs>(read_be64(v.data() + 16)),
+         static_cast<source::Precision>(v[24]),
+         std::string(v.data() + kInputHeaderBytes, v.size() - kInputHeaderBytes)});
+  });
   std::string marks;
   const auto marked =
       db_->Get(rocksdb::ReadOptions(), handles_[0], prefix(pipeline, kWatermarkKind), &marks);
@@ -283,10 +298,28 @@ Error CheckpointStore::save(const std::string& pipeline, const PipelineCheckpoin
     append_be64(marks, static_cast<std::uint64_t>(keyed->newest_event));
     batch.Put(cf, prefix(pipeline, kWatermarkKind), marks);
   }
+  batch.DeleteRange(cf, key(pipeline, kInputKind, 0),
+                    key(pipeline, kInputKind, checkpoint.inputs_below));
   last_save_bytes_ = batch.GetDataSize();
   rocksdb::WriteOptions options;
   options.sync = checkpoint.sync;
   return to_error(db_->Write(options, &batch));
+}
+
+Error CheckpointStore::append_inputs(const std::string& pipeline,
+                                     const std::vector<AcceptedInput>& inputs) {
+  rocksdb::WriteBatch batch;
+  std::string value;
+  for (const auto& input : inputs) {
+    value.clear();
+    append_be64(value, static_cast<std::uint64_t>(input.read_at));
+    append_be64(value, static_cast<std::uint64_t>(input.watermark));
+    append_be64(value, static_cast<std::uint64_t>(input.newest_event));
+    value.push_back(static_cast<char>(input.precision));
+    value.append(input.body);
+    batch.Put(handles_[0], key(pipeline, kInputKind, input.seq), value);
+  }
+  return to_error(db_->Write(rocksdb::WriteOptions(), &batch));
 }
 
 Error CheckpointStore::sync_wal() {

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "sink/point_queue.hpp"
+#include "source/line_protocol_parser.hpp"
 #include "window/keyed_windows.hpp"
 #include "window/tumbling_windows.hpp"
 
@@ -35,6 +36,18 @@ namespace tumbled::store {
 
 using Error = std::optional<std::string>;  // nullopt on success
 
+// One acknowledged write request (source.http), logged as it was taken so that a restart can
+// decode it again on top of the checkpoint before it: its body and everything its decoding
+// depended on. Deleted by the next checkpoint, which holds its effect.
+struct AcceptedInput {
+  std::uint64_t seq = 0;
+  window::TimeMs read_at = 0;    // the wall clock it was decoded at
+  window::TimeMs watermark = 0;  // the keyed windows' watermark and newest event time then
+  window::TimeMs newest_event = 0;
+  source::Precision precision = source::Precision::ns;
+  std::string body;  // line protocol, decompressed, ending in '\n'
+};
+
 struct PipelineCheckpoint {
   const std::map<window::TimeMs, window::WindowAccumulator>& open_windows;
   const std::deque<sink::QueuedPoint>& points;  // every point not yet acknowledged, oldest first
@@ -45,6 +58,8 @@ struct PipelineCheckpoint {
   // fsync the WAL before returning: the checkpoint then survives a power cut, not only the
   // process being killed. For acknowledged input (the HTTP source's 204).
   bool sync = false;
+  // Accepted inputs with seq below this are held by this checkpoint: their records go.
+  std::uint64_t inputs_below = 0;
 };
 
 struct RestoredKeyedPair {
@@ -65,6 +80,7 @@ struct RestoredPipeline {
   std::vector<RestoredKeyedPair> keyed_pairs;
   std::vector<RestoredFieldType> field_types;
   std::optional<std::pair<window::TimeMs, window::TimeMs>> watermark;  // and newest event time
+  std::vector<AcceptedInput> inputs;  // logged after the checkpoint above, by seq
 };
 
 struct DeadLetter {
@@ -77,7 +93,8 @@ struct DeadLetter {
 
 // 1: open windows, unsent points, next sequence number. 2: adds keyed windows, field types and
 // the watermark (a release reading only version 1 would ignore them and lose keyed state).
-inline constexpr std::uint64_t kFormatVersion = 2;
+// 3: adds the log of accepted inputs (an older release would ignore acknowledged writes).
+inline constexpr std::uint64_t kFormatVersion = 3;
 
 class CheckpointStore {
  public:
@@ -94,6 +111,8 @@ class CheckpointStore {
   std::uint64_t format_version() const;
   RestoredPipeline load(const std::string& pipeline) const;
   Error save(const std::string& pipeline, const PipelineCheckpoint& checkpoint);
+  // Logs accepted inputs (one atomic write, not synced: sync_wal() does that for many at once).
+  Error append_inputs(const std::string& pipeline, const std::vector<AcceptedInput>& inputs);
   // fsyncs the log of every save() that returned before it: those then survive a power cut.
   // The one call that may run on another thread, beside the others (RocksDB allows it).
   Error sync_wal();

@@ -155,6 +155,7 @@ class KeyedWindows {
   bool restore_pair(TimeMs start, std::string_view key, std::string_view value);
 
   TimeMs watermark() const { return watermark_; }
+  TimeMs newest_event() const { return newest_event_; }
   std::size_t open_pairs() const { return open_pairs_; }
   std::size_t open_keys() const { return keys_.size(); }
   const KeyedSettings& settings() const { return settings_; }

@@ -2,7 +2,8 @@
 // checkpoint round trips, incremental point saves, window replacement, pipeline isolation,
 // reopening, dead letters, open() failures and the format version (a store written by the release
 // before it, kept in tests/store/fixtures/, is read and migrated; a newer one is refused), and
-// keyed windows (format version 2) through real checkpoints.
+// keyed windows (format version 2) through real checkpoints, and the log of accepted inputs
+// (format version 3).
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -701,4 +702,81 @@ TEST_CASE("CheckpointStore deletes a dropped keyed window's pairs in the same ch
   CHECK(r.keyed_pairs[1].start == 20'000);
   REQUIRE(r.watermark);
   CHECK(r.watermark->first == 20'000);
+}
+
+// Format version 3: the log of accepted inputs (source.http). Logged records come back in seq
+// order, whole (any byte, the clock, watermark and precision they were decoded with), across a
+// reopen; a checkpoint deletes exactly those below its inputs_below, in the same write, and
+// pipelines keep their own.
+TEST_CASE("CheckpointStore logs accepted inputs until a checkpoint holds them", "[store][inputs]") {
+  using tumbled::source::Precision;
+  using tumbled::store::AcceptedInput;
+  TempDir dir;
+  const auto path = (dir.path() / "state").string();
+  const std::string odd_body = std::string("cpu v=1i\n\0\xff m=2 3\n", 20);
+  const std::vector<AcceptedInput> first{
+      {1, 1'795'538'712'000, kMin, kMin, Precision::ns, "cpu v=1i\n"},
+      {2, 1'795'538'712'001, -5, 7, Precision::h, odd_body},
+      {256, -1, kMax, kMax - 1, Precision::us, std::string(100'000, 'x') + "\n"},
+  };
+  {
+    auto store = CheckpointStore::open(path);
+    REQUIRE_FALSE(store->append_inputs("web", first));
+    REQUIRE_FALSE(store->append_inputs("webx", {{1, 9, 9, 9, Precision::s, "other\n"}}));
+    REQUIRE_FALSE(store->sync_wal());
+  }
+  auto store = CheckpointStore::open(path);
+  auto restored = store->load("web");
+  REQUIRE(restored.inputs.size() == 3);
+  for (std::size_t i = 0; i < first.size(); ++i) {
+    INFO("input " << i);
+    CHECK(restored.inputs[i].seq == first[i].seq);
+    CHECK(restored.inputs[i].read_at == first[i].read_at);
+    CHECK(restored.inputs[i].watermark == first[i].watermark);
+    CHECK(restored.inputs[i].newest_event == first[i].newest_event);
+    CHECK(restored.inputs[i].precision == first[i].precision);
+    CHECK(restored.inputs[i].body == first[i].body);
+  }
+
+  // A checkpoint holding inputs below 3 deletes 1 and 2, not 256, nor another pipeline's.
+  PipelineCheckpoint checkpoint{{}, {}, 1};
+  checkpoint.inputs_below = 3;
+  REQUIRE_FALSE(store->save("web", checkpoint));
+  restored = store->load("web");
+  REQUIRE(restored.inputs.size() == 1);
+  CHECK(restored.inputs[0].seq == 256);
+  CHECK(store->load("webx").inputs.size() == 1);
+  // Inputs logged after a checkpoint stay until the next one covers them.
+  REQUIRE_FALSE(store->append_inputs("web", {{257, 1, 2, 3, Precision::ms, "late\n"}}));
+  checkpoint.inputs_below = 257;
+  REQUIRE_FALSE(store->save("web", checkpoint));
+  restored = store->load("web");
+  REQUIRE(restored.inputs.size() == 1);
+  CHECK(restored.inputs[0].seq == 257);
+  CHECK(restored.inputs[0].body == "late\n");
+  // A pipeline that logs none (TCP) deletes nothing of the others with inputs_below 0.
+  REQUIRE_FALSE(store->save("webx", PipelineCheckpoint{{}, {}, 1}));
+  CHECK(store->load("webx").inputs.size() == 1);
+}
+
+TEST_CASE("CheckpointStore refuses a corrupt accepted input record", "[store][inputs]") {
+  TempDir dir;
+  const auto path = (dir.path() / "state").string();
+  {
+    // Below the store's API: a record shorter than its header.
+    CheckpointStore::open(path);
+    rocksdb::DB* raw = nullptr;
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    REQUIRE(rocksdb::DB::Open(rocksdb::DBOptions(), path,
+                              {{rocksdb::kDefaultColumnFamilyName, {}}, {"dead_letters", {}}},
+                              &handles, &raw)
+                .ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    const std::string key = std::string("web") + '\0' + 'i' + std::string(7, '\0') + '\x01';
+    REQUIRE(db->Put(rocksdb::WriteOptions(), handles[0], key, "short").ok());
+    for (auto* handle : handles) db->DestroyColumnFamilyHandle(handle);
+  }
+  auto store = CheckpointStore::open(path);
+  CHECK_THROWS_WITH(store->load("web"),
+                    Catch::Contains("corrupt accepted input record in state store"));
 }
