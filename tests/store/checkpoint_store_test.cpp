@@ -713,7 +713,8 @@ TEST_CASE("CheckpointStore logs accepted inputs until a checkpoint holds them", 
   using tumbled::store::AcceptedInput;
   TempDir dir;
   const auto path = (dir.path() / "state").string();
-  const std::string odd_body = std::string("cpu v=1i\n\0\xff m=2 3\n", 20);
+  static constexpr char kOdd[] = "cpu v=1i\n\0\xff m=2 3\n";  // a NUL and a byte that is not UTF-8
+  const std::string odd_body(kOdd, sizeof kOdd - 1);
   const std::vector<AcceptedInput> first{
       {1, 1'795'538'712'000, kMin, kMin, Precision::ns, "cpu v=1i\n"},
       {2, 1'795'538'712'001, -5, 7, Precision::h, odd_body},
