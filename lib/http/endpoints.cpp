@@ -66,6 +66,11 @@ class Exposition {
         "Bytes of the write requests' bodies read (gzip bodies as sent; not those refused).",
         [](const PipelineStats& p) { return p.requests.body_bytes; }, http);
     family(
+        "tumbled_source_http_log_syncs_total", "counter",
+        "fsyncs of the log of accepted writes: requests answered 204 (or 400 partial) over "
+        "this is how many shared one (group commit).",
+        [](const PipelineStats& p) { return p.log_syncs; }, http);
+    family(
         "tumbled_source_http_timeouts_total", "counter",
         "Requests not received in time (10 s for headers, 60 s in all); their connection "
         "closed, nothing of them taken.",

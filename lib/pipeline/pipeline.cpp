@@ -108,6 +108,7 @@ asio::awaitable<void> Pipeline::commit_loop() {
                         *error);
     } else {
       commits_synced_ = std::max(commits_synced_, written);
+      ++counters_.log_syncs;
     }
     commit_signal_.cancel();
   }
@@ -407,6 +408,7 @@ PipelineStats Pipeline::stats() const {
   s.connection_failures = source.connection_failures;
   s.reads_http = settings_.reads_http();
   s.requests = source.requests;
+  s.log_syncs = counters_.log_syncs;
   s.lines = source.lines;
   s.windows_emitted = counters_.windows_emitted;
   if (keyed_) {

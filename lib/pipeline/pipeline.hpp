@@ -62,6 +62,7 @@ struct WindowCounters {
   std::uint64_t checkpoints = 0;
   std::uint64_t checkpoint_failures = 0;
   std::uint64_t points_dropped = 0;  // buffer full with when_full: drop_oldest
+  std::uint64_t log_syncs = 0;       // source.http: fsyncs of the accepted writes' log
 };
 
 class Pipeline {

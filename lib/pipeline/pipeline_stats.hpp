@@ -30,6 +30,7 @@ struct PipelineStats {
   source::LineCounters lines;
   bool reads_http = false;           // source.http: the request metrics apply
   source::RequestCounters requests;  // source.http only
+  std::uint64_t log_syncs = 0;       // source.http: fsyncs of the accepted writes' log
 
   // Windows
   std::uint64_t open_keys = 0;       // open (key, window) pairs (line_protocol)

@@ -242,6 +242,7 @@ TEST_CASE("the HTTP source's families: only with a pipeline that reads HTTP, onl
   web.requests.body_bytes = 123456;
   web.requests.timed_out = 3;
   web.requests.tls_handshake_failures = 4;
+  web.log_syncs = 5;
   const PipelineStats tcp = sample_stats("tcp");
 
   const std::vector<PipelineStats> tcp_only{tcp};
@@ -250,7 +251,7 @@ TEST_CASE("the HTTP source's families: only with a pipeline that reads HTTP, onl
 
   const std::vector<PipelineStats> both{tcp, web};
   const std::string text = prometheus_text(both);
-  CHECK(family_names(text).size() == family_names(without).size() + 5);
+  CHECK(family_names(text).size() == family_names(without).size() + 6);
   const auto s = samples(text);
   CHECK(s.at("tumbled_source_http_requests_total{pipeline=\"web\",code=\"204\"}") == "7");
   CHECK(s.at("tumbled_source_http_requests_total{pipeline=\"web\",code=\"400\"}") == "2");
@@ -270,6 +271,7 @@ TEST_CASE("the HTTP source's families: only with a pipeline that reads HTTP, onl
   CHECK(s.at("tumbled_source_http_received_bytes_total{pipeline=\"web\"}") == "123456");
   CHECK(s.at("tumbled_source_http_timeouts_total{pipeline=\"web\"}") == "3");
   CHECK(s.at("tumbled_source_http_tls_handshake_failures_total{pipeline=\"web\"}") == "4");
+  CHECK(s.at("tumbled_source_http_log_syncs_total{pipeline=\"web\"}") == "5");
   // The TCP pipeline has no samples in them, and the write histogram is still the sink's.
   CHECK(s.count("tumbled_source_http_received_bytes_total{pipeline=\"tcp\"}") == 0);
   CHECK(s.at("tumbled_write_duration_seconds_count{pipeline=\"web\"}") == "4");

@@ -835,6 +835,8 @@ TEST_CASE("http source: request metrics count answers by code, durations and bod
   CHECK(stack.requests(405) == 1);
   CHECK(stack.metric("tumbled_source_http_request_duration_seconds_count") == 5);
   CHECK(stack.metric("tumbled_source_http_received_bytes_total") == static_cast<double>(bytes));
+  // One client, each request waiting for its answer: each 204 needed a log fsync of its own.
+  CHECK(stack.metric("tumbled_source_http_log_syncs_total") == 3);
   CHECK(stack.daemon.stop() == 0);
 }
 
