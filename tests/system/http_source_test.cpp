@@ -339,16 +339,19 @@ TEST_CASE("http source: a 204 means on disk: SIGKILLs right after answers lose n
   std::map<std::int64_t, int> other_status;
   std::size_t acked_this_run = 0;
   std::condition_variable answered;
-  std::atomic<bool> up{true}, sending{true};
+  std::condition_variable restarted;  // `up` turned true, or `sending` false
+  bool up = true;                     // guarded by mutex
+  std::atomic<bool> sending{true};
   std::atomic<std::int64_t> next_request{1};
   std::vector<std::thread> clients;
   for (int c = 0; c < 3; ++c) {
     clients.emplace_back([&] {
       while (sending) {
-        if (!up) {
-          std::this_thread::sleep_for(2ms);
-          continue;
+        {
+          std::unique_lock lock(mutex);  // while the daemon is down, wait for its restart
+          restarted.wait(lock, [&] { return up || !sending; });
         }
+        if (!sending) break;
         const std::int64_t n = next_request++;
         try {
           const auto response = post(port, "/write?precision=s", body(n));
@@ -391,20 +394,31 @@ TEST_CASE("http source: a 204 means on disk: SIGKILLs right after answers lose n
         FAIL("round " << round << ": no " << after << " answers; log:\n"
                       << stack.daemon.log_text());
     }
-    up = false;           // no new requests; those under way stay in flight
+    {
+      std::lock_guard lock(mutex);
+      up = false;  // no new requests; those under way stay in flight
+    }
     stack.daemon.kill();  // right after the 204
     {
       std::lock_guard lock(mutex);
       acked_this_run = 0;
     }
     stack.daemon.start();
-    up = true;
+    {
+      std::lock_guard lock(mutex);
+      up = true;
+    }
+    restarted.notify_all();
   }
   {
     std::unique_lock lock(mutex);
     REQUIRE(answered.wait_for(lock, hang_guard(), [&] { return acked_this_run >= 5; }));
   }
-  sending = false;
+  {
+    std::lock_guard lock(mutex);
+    sending = false;
+  }
+  restarted.notify_all();
   for (auto& t : clients) t.join();
   clients.clear();
 
@@ -863,11 +877,21 @@ class RequestLoad {
 
   // Ends the sending; returns once every request under way has its outcome.
   void stop() {
-    sending_ = false;
+    {
+      std::lock_guard lock(mutex_);
+      sending_ = false;
+    }
+    answered_.notify_all();
     for (auto& t : threads_) t.join();
     threads_.clear();
   }
-  void set_phase(int phase) { phase_ = phase; }
+  void set_phase(int phase) {
+    {
+      std::lock_guard lock(mutex_);
+      phase_ = phase;
+    }
+    answered_.notify_all();  // also wakes clients waiting after a refused connection
+  }
   // Waits until `count` requests sent in `phase` have been answered 204; false after the hang
   // guard.
   bool wait_for_204s(int phase, std::size_t count) {
@@ -903,7 +927,12 @@ class RequestLoad {
         if (outcome.status == 204) ++acked_[outcome.phase];
       }
       answered_.notify_all();
-      if (outcome.status == 0) std::this_thread::sleep_for(1ms);  // refused: no busy loop
+      if (outcome.status == 0) {
+        // No answer: the daemon is stopping, down or reloading. Send again once the test says
+        // the next phase has begun (it has restarted it or seen the reload done), not in a loop.
+        std::unique_lock lock(mutex_);
+        answered_.wait(lock, [&] { return phase_ != outcome.answered || !sending_; });
+      }
     }
   }
 
