@@ -155,6 +155,7 @@ asio::awaitable<void> HttpSource::serve_requests(Stream& stream, net::Connection
     timer.expires_after(kHeaderTimeout);
     auto progress = reader.parse();  // a pipelined request may be here already
     std::optional<std::chrono::steady_clock::time_point> headers_in;
+    WriteRoute route;  // what the request asks for, once its headers are in
     Answer answer;
     beast::error_code read_error;
     while (true) {
@@ -162,7 +163,8 @@ asio::awaitable<void> HttpSource::serve_requests(Stream& stream, net::Connection
         headers_in = std::chrono::steady_clock::now();
         timer.expires_after(kRequestTimeout);
         if (progress != http::RequestReader::Progress::refused) {
-          answer = check_header(reader.request());
+          route = source::route(reader.request().method_string(), reader.request().target());
+          answer = check_header(reader.request(), route);
           if (answer.status != 0) {
             // Answered from the headers: a body still to come cannot be skipped safely.
             answer.close = progress != http::RequestReader::Progress::complete;
@@ -196,7 +198,7 @@ asio::awaitable<void> HttpSource::serve_requests(Stream& stream, net::Connection
       answer = {refusal.status, error_body(refusal.reason), "", true};
     } else if (answer.status == 0) {
       entry.busy = true;
-      answer = co_await write(reader.request(), peer);
+      answer = co_await write(reader.request(), route, peer);
       entry.busy = false;
     }
 
@@ -230,8 +232,7 @@ asio::awaitable<void> HttpSource::serve_requests(Stream& stream, net::Connection
 // What can be answered from the headers alone, before any body is read: a ping, a path or method
 // that is not a write, missing credentials, an unknown content coding. status 0: read the body.
 template <class Request>
-HttpSource::Answer HttpSource::check_header(const Request& request) const {
-  const WriteRoute route = source::route(request.method_string(), request.target());
+HttpSource::Answer HttpSource::check_header(const Request& request, const WriteRoute& route) const {
   switch (route.kind) {
     case WriteRoute::Kind::ping: return {204, "", "", false};
     case WriteRoute::Kind::not_found: return {404, error_body(route.error), "", false};
@@ -254,7 +255,8 @@ HttpSource::Answer HttpSource::check_header(const Request& request) const {
 }
 
 template <class Request>
-asio::awaitable<HttpSource::Answer> HttpSource::write(Request& request, const std::string& peer) {
+asio::awaitable<HttpSource::Answer> HttpSource::write(Request& request, const WriteRoute& route,
+                                                      const std::string& peer) {
   if (paused_ || stopped_) {
     co_return Answer{503,
                      error_body(stopped_ ? "tumbled is shutting down; nothing of this request "
@@ -264,7 +266,6 @@ asio::awaitable<HttpSource::Answer> HttpSource::write(Request& request, const st
                                            "nothing of this request was taken, send it again"),
                      "", false};
   }
-  const WriteRoute route = source::route(request.method_string(), request.target());
   std::string body = std::move(request.body());
   counters_.requests.body_bytes += body.size();
   if (beast::iequals(request[bhttp::field::content_encoding], "gzip")) {

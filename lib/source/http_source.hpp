@@ -38,6 +38,7 @@
 #include "config/config.hpp"
 #include "net/listener.hpp"
 #include "source/decoder.hpp"
+#include "source/influx_write_api.hpp"
 #include "source/source.hpp"
 
 namespace boost::asio::ssl {
@@ -78,9 +79,10 @@ class HttpSource final : public Source {
   boost::asio::awaitable<void> serve_requests(Stream& stream, net::ConnectionTable::Entry& entry,
                                               const std::string& peer);
   template <class Request>
-  Answer check_header(const Request& request) const;
+  Answer check_header(const Request& request, const WriteRoute& route) const;
   template <class Request>
-  boost::asio::awaitable<Answer> write(Request& request, const std::string& peer);
+  boost::asio::awaitable<Answer> write(Request& request, const WriteRoute& route,
+                                       const std::string& peer);
   bool admit();
 
   config::HttpSourceConfig settings_;
