@@ -368,6 +368,7 @@ Rejection KeyedWindows::add(const source::ParsedLine& line, TimeMs now, Precisio
   }
 
   see(t, now);
+  last_start_ = start;
   return Rejection::none;
 }
 
@@ -473,7 +474,8 @@ void KeyedWindows::emit_pair(std::string& out, std::uint32_t key, PairState& pai
   if (saturated_any) ++counters_.sums_saturated;
 }
 
-std::size_t KeyedWindows::emit(const std::function<void(std::string&& point)>& on_point) {
+std::size_t KeyedWindows::emit_by_window(
+    const std::function<void(TimeMs start, std::string&& point)>& on_point) {
   std::size_t points = 0;
   for (auto it = windows_.begin();
        it != windows_.end() && later(it->first, settings_.size_ms) <= watermark_;) {
@@ -484,7 +486,7 @@ std::size_t KeyedWindows::emit(const std::function<void(std::string&& point)>& o
         if (!pair.pending) continue;
         std::string point;
         emit_pair(point, key, pair, end);
-        on_point(std::move(point));
+        on_point(it->first, std::move(point));
         pair.pending = false;
         ++points;
         ++(pair.emitted ? counters_.points_updated : counters_.points_emitted);

@@ -140,7 +140,12 @@ class KeyedWindows {
   // Hands `on_point` one line-protocol point (with '\n') per (key, window) due: windows the
   // watermark has reached, with values not emitted yet, oldest window first; then drops the
   // windows whose lateness has passed. Returns the number of points.
-  std::size_t emit(const std::function<void(std::string&& point)>& on_point);
+  std::size_t emit(const std::function<void(std::string&& point)>& on_point) {
+    return emit_by_window([&on_point](TimeMs, std::string&& point) { on_point(std::move(point)); });
+  }
+  // The same, with the start of each point's window.
+  std::size_t emit_by_window(
+      const std::function<void(TimeMs start, std::string&& point)>& on_point);
   // The same, appending the points to `out`.
   std::size_t emit(std::string& out) {
     return emit([&out](std::string&& point) { out += point; });
@@ -156,6 +161,12 @@ class KeyedWindows {
 
   TimeMs watermark() const { return watermark_; }
   TimeMs newest_event() const { return newest_event_; }
+  // The window the latest accepted line went to.
+  TimeMs last_start() const { return last_start_; }
+  // The oldest window still open (emitted or not), if any: older ones are dropped for good.
+  std::optional<TimeMs> oldest_open() const {
+    return windows_.empty() ? std::nullopt : std::optional(windows_.begin()->first);
+  }
   std::size_t open_pairs() const { return open_pairs_; }
   std::size_t open_keys() const { return keys_.size(); }
   const KeyedSettings& settings() const { return settings_; }
@@ -230,6 +241,7 @@ class KeyedWindows {
   TimeMs watermark_;
   TimeMs newest_event_;
   std::optional<TimeMs> last_line_at_;  // wall time of the latest line (or of the start)
+  TimeMs last_start_ = 0;
 
   std::string key_scratch_;
   std::vector<Selected> selected_scratch_;
