@@ -7,6 +7,7 @@ packages=(
   libboost1.81-dev libboost-url1.81-dev librocksdb-dev libyaml-cpp-dev libspdlog-dev catch2
   influxdb influxdb-client
   libssl-dev zlib1g-dev  # TLS (https:// URLs) and gzip bodies to InfluxDB
+  librdkafka-dev  # source.kafka (librdkafka 2.0)
   libsystemd-dev dpkg-dev file  # sd_notify; cpack -G DEB computes Depends with dpkg-shlibdeps
 )
 [ "${1:-}" = "--test" ] && packages+=(clang libclang-rt-14-dev libbenchmark-dev)
@@ -16,6 +17,8 @@ packages=(
 [ "${1:-}" = "--test" ] && packages+=(stress-ng)
 # The HTTP source's tests: a real InfluxDB client library, and openssl for a test CA.
 [ "${1:-}" = "--test" ] && packages+=(python3-influxdb openssl)
+# The Kafka source's tests: kcat produces to the mock cluster.
+[ "${1:-}" = "--test" ] && packages+=(kcat)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -617,6 +617,54 @@ Codec<Tags> tags() {
       }};
 }
 
+// librdkafka properties tumbled sets itself, and why they cannot be changed.
+const std::vector<std::pair<string, string>> kKafkaOwnedProperties{
+    {"bootstrap.servers", "set source.kafka.brokers instead"},
+    {"group.id", "set source.kafka.group instead"},
+    {"enable.auto.commit",
+     "offsets are committed by tumbled once InfluxDB acknowledged their points, never "
+     "automatically"},
+    {"enable.auto.offset.store", "offsets are committed by tumbled, never automatically"},
+};
+
+// librdkafka settings, passed as they are; values of keys that look secret are masked when printed.
+Codec<Tags> kafka_properties() {
+  return {"map of string to string",
+          [](const Ctx& ctx, const YAML::Node& n, const string& path, Tags& out) {
+            if (!n.IsMap()) ctx.fail(n.Mark(), path, string("expected a mapping, got ") + kind(n));
+            Tags result;
+            for (const auto& kv : n) {
+              const string name = ctx.scalar(kv.first, path, "a librdkafka property name");
+              const string key_path = path + "." + name;
+              if (kv.second.IsNull()) ctx.fail(kv.first.Mark(), key_path, "expected a value");
+              const string value = ctx.scalar(kv.second, key_path, "a string");
+              const auto owned =
+                  std::find_if(kKafkaOwnedProperties.begin(), kKafkaOwnedProperties.end(),
+                               [&](const auto& owned_by) { return owned_by.first == name; });
+              if (owned != kKafkaOwnedProperties.end()) {
+                ctx.fail(kv.first.Mark(), key_path, owned->second);
+              }
+              if (name == "partition.assignment.strategy" &&
+                  value.find("cooperative") != string::npos) {
+                ctx.fail(kv.second.Mark(), key_path,
+                         "cooperative rebalancing is not supported: tumbled commits and releases "
+                         "every partition at each rebalance (use range or roundrobin)");
+              }
+              result[name] = value;
+            }
+            out = std::move(result);
+          },
+          [](const Tags& t) {
+            YAML::Node n(YAML::NodeType::Map);
+            for (const auto& [k, v] : t) {
+              const bool secret = k.find("password") != string::npos ||
+                                  k.find("secret") != string::npos || k.find("key") != string::npos;
+              n[k] = secret ? string("******") : v;
+            }
+            return flow(n);
+          }};
+}
+
 // ---------------------------------------------------------------------------------------------
 // The tables
 
@@ -682,8 +730,10 @@ const std::vector<Key<PipelineConfig>>& pipeline_keys() {
   static const Condition<P> event_time{"pipelines[].window.time", "time: event",
                                        [](const P& p) { return p.window_time == "event"; }};
   static const Condition<P> tcp{"pipelines[].source.http.listen",
-                                "the TCP source (source.http.listen \"\")",
-                                [](const P& p) { return !p.reads_http(); }};
+                                "the TCP source (neither source.http nor source.kafka)",
+                                [](const P& p) { return !p.reads_http() && !p.reads_kafka(); }};
+  static const Condition<P> kafka{"pipelines[].source.kafka.brokers", "source.kafka.brokers set",
+                                  [](const P& p) { return p.reads_kafka(); }};
   static const Condition<P> http{"pipelines[].source.http.listen", "source.http.listen set",
                                  [](const P& p) { return p.reads_http(); }};
   static const Condition<P> http_tls{"pipelines[].source.http.tls.cert_file",
@@ -740,10 +790,32 @@ const std::vector<Key<PipelineConfig>>& pipeline_keys() {
                      pem_file("PRIVATE KEY-----", "private key"), FIELD(http.tls_key_file),
                      "PEM private key of tls.cert_file; required with it.", kRequired),
               http_tls),
+      key<P>("pipelines[].source.kafka.brokers", text("string"), FIELD(kafka.brokers),
+             "Bootstrap servers (`host:port,...`) of a Kafka (or Redpanda) cluster the pipeline "
+             "reads as a member of a consumer group, instead of TCP. `\"\"`: no Kafka."),
+      only_if(key<P>("pipelines[].source.kafka.topic", nonempty(), FIELD(kafka.topic),
+                     "Topic read; each record's value holds one or more lines of line protocol.",
+                     kRequired),
+              kafka),
+      only_if(key<P>("pipelines[].source.kafka.group", nonempty(), FIELD(kafka.group),
+                     "Consumer group id: instances with the same group share the partitions."),
+              kafka),
+      only_if(key<P>("pipelines[].source.kafka.partition_tag", text("string"),
+                     FIELD(kafka.partition_tag),
+                     "Tag naming the partition on every point, so that each point depends on "
+                     "one partition only (sum partitions at query time). `\"\"`: no tag; then "
+                     "each key must live in one partition (producers partition by key)."),
+              kafka),
+      only_if(
+          key<P>("pipelines[].source.kafka.properties", kafka_properties(), FIELD(kafka.properties),
+                 "librdkafka settings as they are (TLS, SASL, timeouts), e.g. "
+                 "`{security.protocol: SASL_SSL, session.timeout.ms: \"6000\"}`; values "
+                 "of names with password, secret or key are masked when printed."),
+          kafka),
       key<P>("pipelines[].source.format", one_of({"integers", "line_protocol"}), FIELD(format),
              "`integers`: one integer per line; `line_protocol`: InfluxDB line protocol, "
              "aggregated per key (measurement and `window.group_by` tags) and numeric field. "
-             "With `source.http` only `line_protocol`, the default there."),
+             "With `source.http` and `source.kafka` only `line_protocol`, the default there."),
       only_if(key<P>("pipelines[].source.precision", one_of({"ns", "us", "ms", "s"}),
                      FIELD(precision), "Unit of line-protocol timestamps."),
               line_protocol),
@@ -1051,14 +1123,40 @@ Codec<std::vector<PipelineConfig>> pipelines() {
               const YAML::Node source = item["source"];
               const YAML::Node http = source && source.IsMap() ? source["http"] : YAML::Node();
               const YAML::Node http_listen = http && http.IsMap() ? http["listen"] : YAML::Node();
-              if (http_listen && http_listen.IsScalar() && !http_listen.Scalar().empty()) {
-                p.format = "line_protocol";  // what InfluxDB's write API carries
+              const YAML::Node kafka = source && source.IsMap() ? source["kafka"] : YAML::Node();
+              const YAML::Node brokers = kafka && kafka.IsMap() ? kafka["brokers"] : YAML::Node();
+              if ((http_listen && http_listen.IsScalar() && !http_listen.Scalar().empty()) ||
+                  (brokers && brokers.IsScalar() && !brokers.Scalar().empty())) {
+                p.format = "line_protocol";  // what InfluxDB's write API and records carry
               }
               apply_scope(ctx, item, pipeline_keys(), "pipelines[].", ip + ".", p, marks);
               const auto mark = [&](const string& rel) {
                 const auto it = marks.find("pipelines[]." + rel);
                 return it != marks.end() ? it->second : item.Mark();
               };
+              if (p.reads_http() && p.reads_kafka()) {
+                ctx.fail(mark("source.kafka.brokers"), ip + ".source.kafka.brokers",
+                         "a pipeline reads one source: source.http or source.kafka, not both");
+              }
+              if (p.reads_kafka() && p.format != "line_protocol") {
+                ctx.fail(mark("source.format"), ip + ".source.format",
+                         "source.kafka takes line protocol only; use format: line_protocol or "
+                         "leave it out");
+              }
+              if (p.reads_kafka() && !p.kafka.partition_tag.empty()) {
+                const string& tag = p.kafka.partition_tag;
+                if (const auto problem = sink::name_problem(tag, sink::NameRole::tag_key)) {
+                  ctx.fail(mark("source.kafka.partition_tag"), ip + ".source.kafka.partition_tag",
+                           "tag name " + *problem);
+                }
+                if (p.tags.count(tag) ||
+                    std::find(p.group_by.begin(), p.group_by.end(), tag) != p.group_by.end()) {
+                  ctx.fail(mark("source.kafka.partition_tag"), ip + ".source.kafka.partition_tag",
+                           "tag \"" + tag +
+                               "\" is also in window.group_by or point.tags: a point cannot "
+                               "carry it twice");
+                }
+              }
               if (p.reads_http() && p.format != "line_protocol") {
                 ctx.fail(mark("source.format"), ip + ".source.format",
                          "source.http takes line protocol only (InfluxDB's write API); use "
@@ -1102,7 +1200,8 @@ Codec<std::vector<PipelineConfig>> pipelines() {
                       mark("name"), ip + ".name",
                       "duplicate pipeline name \"" + p.name + "\" (also " + other("name") + ")");
                 }
-                if (listen_overlaps(result[j].source_listen(), p.source_listen())) {
+                if (!result[j].reads_kafka() && !p.reads_kafka() &&
+                    listen_overlaps(result[j].source_listen(), p.source_listen())) {
                   const auto key_of = [](const PipelineConfig& c) {
                     return string(c.reads_http() ? "source.http.listen" : "source.tcp.listen");
                   };
@@ -1309,7 +1408,7 @@ Config parse(const std::string& yaml_text, const std::string& source_name, const
     if (config.http_listen) {
       for (std::size_t i = 0; i < config.pipelines.size(); ++i) {
         const PipelineConfig& p = config.pipelines[i];
-        if (listen_overlaps(*config.http_listen, p.source_listen())) {
+        if (!p.reads_kafka() && listen_overlaps(*config.http_listen, p.source_listen())) {
           const auto at = marks.find("http.listen");
           ctx.fail(at != marks.end() ? at->second : root.Mark(), "http.listen",
                    "listen address " + config.http_listen->to_string() + " collides with " +
@@ -1372,6 +1471,25 @@ std::vector<std::string> warnings(const Config& config) {
                                             : "no source.http.tls") +
                     ": anyone who reaches it can write, or read what is written and its token; "
                     "set both");
+    }
+    if (p.reads_kafka() && p.window_time != "event") {
+      out.push_back(who +
+                    "source.kafka with window.time: processing: a window holds what was read "
+                    "during it, so an instance that takes a partition over computes other "
+                    "points than the one before; results are exact only with window.time: event");
+    } else if (p.reads_kafka() && p.watermark_idle_timeout.count() > 0) {
+      out.push_back(who + "source.kafka with window.idle_timeout " +
+                    format_duration(p.watermark_idle_timeout) +
+                    ": a partition's watermark follows the wall clock after that long without "
+                    "records, so a record arriving later may be too late on one instance and "
+                    "not on the next; set it to 0 for exact results if every partition gets "
+                    "records steadily");
+    }
+    if (p.reads_kafka() && p.kafka.partition_tag.empty()) {
+      out.push_back(who +
+                    "source.kafka.partition_tag is \"\": points carry no partition, so a key "
+                    "read from two partitions gives two points that overwrite each other in "
+                    "InfluxDB; this is right only if producers send each key to one partition");
     }
     if (p.influx.scheme == "https" && p.influx.tls_insecure_skip_verify) {
       out.push_back(who + "sink.influxdb.tls.insecure_skip_verify is true: the certificate of " +

@@ -80,9 +80,20 @@ struct HttpSourceConfig {
   bool operator==(const HttpSourceConfig&) const = default;
 };
 
+// source.kafka: a member of a Kafka consumer group instead of the TCP source.
+struct KafkaSourceConfig {
+  std::string brokers;  // bootstrap servers; "": the pipeline does not read Kafka
+  std::string topic;
+  std::string group = "tumbled";
+  std::string partition_tag = "partition";        // "": points carry no partition
+  std::map<std::string, std::string> properties;  // librdkafka settings, as they are
+  bool operator==(const KafkaSourceConfig&) const = default;
+};
+
 struct PipelineConfig {
   std::string name;
   HttpSourceConfig http;
+  KafkaSourceConfig kafka;
   Endpoint listen{"127.0.0.1", 9000};
   std::size_t max_line_bytes = 1024;
   std::size_t max_connections = 1024;
@@ -114,6 +125,7 @@ struct PipelineConfig {
   bool operator==(const PipelineConfig&) const = default;
 
   bool reads_http() const { return http.listen.has_value(); }
+  bool reads_kafka() const { return !kafka.brokers.empty(); }
   // Where the pipeline's source listens: source.http.listen or source.tcp.listen.
   const Endpoint& source_listen() const { return http.listen ? *http.listen : listen; }
 };

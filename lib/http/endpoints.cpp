@@ -82,6 +82,44 @@ class Exposition {
         [](const PipelineStats& p) { return p.requests.tls_handshake_failures; }, http);
   }
 
+  // The source.kafka families, with samples of the pipelines that read Kafka; none if no
+  // pipeline does. Per-partition samples only for the partitions assigned now.
+  void kafka_source() {
+    const auto kafka = [](const PipelineStats& p) { return p.reads_kafka; };
+    if (std::none_of(pipelines_.begin(), pipelines_.end(), kafka)) return;
+    family(
+        "tumbled_source_kafka_assigned_partitions", "gauge",
+        "Partitions of the topic this instance reads now.",
+        [](const PipelineStats& p) { return p.partitions.size(); }, kafka);
+    family(
+        "tumbled_source_kafka_rebalances_total", "counter",
+        "Partition assignments received from the consumer group.",
+        [](const PipelineStats& p) { return p.kafka.rebalances; }, kafka);
+    family(
+        "tumbled_source_kafka_records_total", "counter", "Kafka records read.",
+        [](const PipelineStats& p) { return p.kafka.records; }, kafka);
+    family(
+        "tumbled_source_kafka_commits_total", "counter",
+        "Offset commits that succeeded (after InfluxDB acknowledged, and on revoke).",
+        [](const PipelineStats& p) { return p.kafka.commits; }, kafka);
+    family(
+        "tumbled_source_kafka_commit_failures_total", "counter",
+        "Offset commits that failed; the next commit carries the same offsets or later ones.",
+        [](const PipelineStats& p) { return p.kafka.commit_failures; }, kafka);
+    family(
+        "tumbled_source_kafka_errors_total", "counter",
+        "Consumer errors, e.g. brokers unreachable (librdkafka retries them).",
+        [](const PipelineStats& p) { return p.kafka.errors; }, kafka);
+    partition_family("tumbled_source_kafka_consumer_lag",
+                     "Records of an assigned partition not read yet (its high watermark minus "
+                     "the next offset to read).",
+                     &source::KafkaCounters::PartitionState::lag);
+    partition_family("tumbled_source_kafka_committed_offset",
+                     "The latest offset this instance committed for an assigned partition: the "
+                     "first record of its oldest window InfluxDB does not hold yet.",
+                     &source::KafkaCounters::PartitionState::committed);
+  }
+
   void write_latency() {
     histogram("tumbled_write_duration_seconds",
               "Duration of each write request to InfluxDB, whatever its outcome, in seconds.",
@@ -97,6 +135,19 @@ class Exposition {
     header(name, type, help);
     for (const auto& p : pipelines_) {
       if (only(p)) sample(name, p, "", text_of(get(p)));
+    }
+  }
+
+  // A gauge per assigned partition; a partition whose value is unknown (-1) has no sample.
+  void partition_family(std::string_view name, std::string_view help,
+                        std::int64_t source::KafkaCounters::PartitionState::*value) {
+    header(name, "gauge", help);
+    for (const auto& p : pipelines_) {
+      for (const auto& [partition, state] : p.partitions) {
+        if (state.*value < 0) continue;
+        sample(name, p, ",partition=\"" + std::to_string(partition) + "\"",
+               text_of(static_cast<std::uint64_t>(state.*value)));
+      }
     }
   }
 
@@ -237,6 +288,7 @@ std::string prometheus_text(std::span<const PipelineStats> pipelines,
            [](const P& p) { return p.oldest_waiting_age_seconds; });
   e.write_latency();
   e.http_source();
+  e.kafka_source();
   e.family("tumbled_last_successful_write_timestamp_seconds", "gauge",
            "Unix time of the last write InfluxDB acknowledged; 0 if none since the start.",
            [](const P& p) { return static_cast<double>(p.last_write_success_ms) / 1000.0; });
@@ -287,6 +339,7 @@ std::string prometheus_text(std::span<const PipelineStats> pipelines,
 Readiness readiness(const PipelineStats& stats) {
   using State = Readiness::State;
   if (!stats.listening) return {State::not_ready, "not accepting connections"};
+  if (!stats.kafka_trouble.empty()) return {State::not_ready, "Kafka: " + stats.kafka_trouble};
   if (stats.write_seconds.count == 0) return {State::needs_ping, ""};
   if (!stats.last_write_failure.empty()) {
     return {State::not_ready, "last write to InfluxDB failed: " + stats.last_write_failure};

@@ -11,6 +11,7 @@
 #include "sink/line_protocol.hpp"
 #include "source/http_source.hpp"
 #include "source/integer_decoder.hpp"
+#include "source/kafka_source.hpp"
 #include "source/line_protocol_decoder.hpp"
 #include "source/tcp_source.hpp"
 
@@ -56,6 +57,13 @@ Pipeline::~Pipeline() {
 }
 
 std::unique_ptr<source::Source> Pipeline::make_source() {
+  if (settings_.reads_kafka()) {
+    auto kafka = std::make_unique<source::KafkaSource>(
+        io_.get_executor(), settings_.kafka, decoders(),
+        static_cast<source::PartitionOwner&>(*this), log_.tcp->clone("kafka"));
+    kafka_ = kafka.get();
+    return kafka;
+  }
   if (settings_.reads_http()) {
     return std::make_unique<source::HttpSource>(
         io_.get_executor(), settings_.http, decoders(),
@@ -124,6 +132,17 @@ source::DecoderFactory Pipeline::decoders() {
   // An HTTP request's lines are all in memory: its body is their only bound.
   const std::size_t max_line_bytes =
       settings_.reads_http() ? settings_.http.max_body_bytes : settings_.max_line_bytes;
+  if (settings_.reads_kafka()) {
+    partitioned_.emplace(window::KeyedSettings::from(settings_), settings_.kafka.partition_tag);
+    return [this, max_line_bytes](const source::StreamFormat& format) {
+      return std::make_unique<source::LineProtocolDecoder>(
+          max_line_bytes,
+          [this, partition = format.partition.value_or(0)](const source::ParsedLine& line) {
+            return partitioned_->add(partition, reading_offset_, line, chunk_now_);
+          },
+          [this] { chunk_now_ = clock_(); });
+    };
+  }
   if (settings_.format == "line_protocol") {
     keyed_.emplace(window::KeyedSettings::from(settings_));
     const source::Precision configured = keyed_->settings().precision;
@@ -146,6 +165,53 @@ source::DecoderFactory Pipeline::decoders() {
         max_line_bytes, values_,
         [this](std::span<const std::int64_t> values) { accept_values(values); });
   };
+}
+
+void Pipeline::assigned(std::int32_t partition, std::int64_t offset, const std::string& metadata) {
+  const auto resume = window::ResumePoint::from(offset, metadata);
+  if (offset >= 0 && !resume) {
+    log_.window->warn(
+        "pipeline {}: partition {}: the offset committed for the group ({}) carries no tumbled "
+        "resume point (committed by another consumer?); reading from it with empty windows",
+        settings_.name, partition, offset);
+  }
+  partitioned_->assign(partition, offset, resume);
+  committed_.erase(partition);
+}
+
+std::vector<source::KafkaCommit> Pipeline::revoked(const std::vector<std::int32_t>& partitions) {
+  std::vector<source::KafkaCommit> commits;
+  std::vector<std::uint64_t> unsent;
+  for (const std::int32_t partition : partitions) {
+    if (!partitioned_->assigned(partition)) continue;
+    if (const auto point = partitioned_->resume_point(partition)) {
+      commits.push_back({partition, point->offset, point->metadata()});
+    }
+    // Its next owner recomputes these points from the commit, maybe with more late values:
+    // sending ours after theirs could put an older version back.
+    const auto seqs = partitioned_->revoke(partition);
+    unsent.insert(unsent.end(), seqs.begin(), seqs.end());
+    committed_.erase(partition);
+  }
+  const std::size_t dropped = queue_.remove(unsent);
+  if (dropped > 0) {
+    log_.window->info("pipeline {}: {} points of revoked partitions left to their next owner",
+                      settings_.name, dropped);
+  }
+  return commits;
+}
+
+void Pipeline::commit_offsets() {
+  if (!kafka_) return;
+  partitioned_->acknowledged_below(queue_.acked_below());
+  std::vector<source::KafkaCommit> commits;
+  for (const auto& [partition, point] : partitioned_->resume_points()) {
+    const auto last = committed_.find(partition);
+    if (last != committed_.end() && last->second == point) continue;
+    commits.push_back({partition, point.offset, point.metadata()});
+    committed_[partition] = point;
+  }
+  kafka_->commit(commits);
 }
 
 void Pipeline::replay_inputs(const std::vector<store::AcceptedInput>& inputs) {
@@ -192,6 +258,25 @@ void Pipeline::restore_keyed(store::RestoredPipeline& restored) {
 void Pipeline::start() {
   started_at_ = clock_();
   auto restored = store_.load(settings_.name);
+  if (partitioned_) {
+    // Kafka holds this pipeline's state: each partition is recomputed from its committed resume
+    // point. Points of an earlier run could be older versions of what another instance has
+    // written since; windows of another format are no use.
+    if (!restored.points.empty() || !restored.keyed_pairs.empty() ||
+        !restored.open_windows.empty()) {
+      log_.store->info(
+          "pipeline {}: reads Kafka: {} unsent points and {} open windows of the last run are "
+          "recomputed from the committed offsets instead of restored",
+          settings_.name, restored.points.size(),
+          restored.keyed_pairs.size() + restored.open_windows.size());
+    }
+    restored.points.clear();
+    restored.keyed_pairs.clear();
+    restored.open_windows.clear();
+    restored.field_types.clear();
+    restored.inputs.clear();
+    restored.watermark.reset();
+  }
   for (const auto& [start, totals] : restored.open_windows) windows_.restore(start, totals);
   if (keyed_) {
     restore_keyed(restored);
@@ -218,7 +303,10 @@ void Pipeline::start() {
         settings_.name, restored.open_windows.size(), restored.keyed_pairs.size(),
         restored.points.size());
   }
-  writer_.on_progress([this] { apply_backpressure(); });
+  writer_.on_progress([this] {
+    apply_backpressure();
+    commit_offsets();
+  });
   apply_backpressure();
   source_->listen();
   started_ = true;
@@ -273,11 +361,23 @@ void Pipeline::enqueue(std::string line, sink::TimeMs now) {
 void Pipeline::close_windows() {
   const sink::TimeMs now = clock_();
   std::size_t emitted = 0;
-  if (keyed_) {
-    if (source_->paused()) keyed_->not_idle(now);  // paused by us: unread lines may wait
-    keyed_->advance(now);
-    emitted = keyed_->emit([&](std::string&& point) { enqueue(std::move(point), now); });
-    const auto saturated = keyed_->counters().sums_saturated;
+  if (partitioned_ || keyed_) {
+    const auto queue_point = [&](std::string&& point) {
+      enqueue(std::move(point), now);
+      return queue_.next_seq() - 1;
+    };
+    std::uint64_t saturated = 0;
+    if (partitioned_) {
+      if (source_->paused()) partitioned_->not_idle(now);  // paused by us: unread lines may wait
+      partitioned_->advance(now);
+      emitted = partitioned_->emit(queue_point);
+      saturated = partitioned_->counters().sums_saturated;
+    } else {
+      if (source_->paused()) keyed_->not_idle(now);
+      keyed_->advance(now);
+      emitted = keyed_->emit([&](std::string&& point) { queue_point(std::move(point)); });
+      saturated = keyed_->counters().sums_saturated;
+    }
     if (saturated > counters_.sums_saturated) {
       log_.window->warn(
           "pipeline {}: {} points had a sum outside int64 or double; written clamped with "
@@ -409,12 +509,20 @@ PipelineStats Pipeline::stats() const {
   s.reads_http = settings_.reads_http();
   s.requests = source.requests;
   s.log_syncs = counters_.log_syncs;
+  if (kafka_) {
+    s.reads_kafka = true;
+    s.kafka = kafka_->kafka_counters();
+    s.partitions = kafka_->partition_states();
+    s.kafka_trouble = kafka_->broker_trouble();
+  }
   s.lines = source.lines;
   s.windows_emitted = counters_.windows_emitted;
-  if (keyed_) {
-    s.open_keys = keyed_->open_pairs();
-    s.points_updated = keyed_->counters().points_updated;
-    const sink::TimeMs watermark = keyed_->watermark();
+  if (keyed_ || partitioned_) {
+    s.open_keys = keyed_ ? keyed_->open_pairs() : partitioned_->open_pairs();
+    s.points_updated = (keyed_ ? keyed_->counters() : partitioned_->counters()).points_updated;
+    const sink::TimeMs watermark =
+        keyed_ ? keyed_->watermark()
+               : partitioned_->watermark().value_or(std::numeric_limits<sink::TimeMs>::min());
     if (settings_.window_time == "event" && watermark > std::numeric_limits<sink::TimeMs>::min()) {
       s.watermark_lag_seconds =
           static_cast<double>(std::max<sink::TimeMs>(clock_() - watermark, 0)) / 1000.0;
@@ -466,6 +574,7 @@ asio::awaitable<void> Pipeline::checkpoint_loop() {
     if (stopping_) break;
     checkpoint();
     report_rejections();
+    commit_offsets();  // windows may be complete without a point (a too-late record's only)
   }
 }
 
@@ -507,6 +616,10 @@ asio::awaitable<void> Pipeline::shutdown(milliseconds flush_timeout) {
   }
   writer_.stop();
   checkpoint(/*sync=*/commits_wanted_ > commits_synced_);
+  if (kafka_) {
+    commit_offsets();
+    kafka_->close();  // leaves the group: the revocation commits what was acknowledged
+  }
   // Requests still waiting for their commit get their answer now, whatever it is.
   commits_final_ = true;
   commit_signal_.cancel();

@@ -40,10 +40,12 @@
 #include "sink/influx_writer.hpp"
 #include "sink/point_queue.hpp"
 #include "source/decoder.hpp"
+#include "source/kafka_source.hpp"
 #include "source/line_protocol_decoder.hpp"
 #include "source/source.hpp"
 #include "store/checkpoint_store.hpp"
 #include "window/keyed_windows.hpp"
+#include "window/partitioned_windows.hpp"
 #include "window/tumbling_windows.hpp"
 
 namespace spdlog {
@@ -65,12 +67,12 @@ struct WindowCounters {
   std::uint64_t log_syncs = 0;       // source.http: fsyncs of the accepted writes' log
 };
 
-class Pipeline {
+class Pipeline : private source::PartitionOwner {
  public:
   Pipeline(boost::asio::io_context& io, const config::PipelineConfig& settings,
            std::chrono::milliseconds checkpoint_interval, store::CheckpointStore& store,
            Loggers loggers, sink::Clock clock);
-  ~Pipeline();
+  ~Pipeline() override;
 
   // Throws (cannot bind, corrupt state) before any coroutine starts: the pipeline may then be
   // destroyed at once.
@@ -82,7 +84,9 @@ class Pipeline {
 
   const config::PipelineConfig& settings() const { return settings_; }
   std::size_t open_windows() const {
-    return keyed_ ? keyed_->open_windows() : windows_.open_windows().size();
+    return partitioned_ ? partitioned_->open_windows()
+           : keyed_     ? keyed_->open_windows()
+                        : windows_.open_windows().size();
   }
   config::Endpoint listening_on() const { return source_->local_endpoint(); }
   std::size_t points_waiting() const { return queue_.size(); }
@@ -91,6 +95,15 @@ class Pipeline {
 
  private:
   std::unique_ptr<source::Source> make_source();
+  // source.kafka (source::PartitionOwner): partitions come and go; offsets are committed once
+  // InfluxDB acknowledged the points before them (commit_offsets).
+  void assigned(std::int32_t partition, std::int64_t offset, const std::string& metadata) override;
+  std::vector<source::KafkaCommit> revoked(const std::vector<std::int32_t>& partitions) override;
+  void reading(std::int32_t, std::int64_t offset) override { reading_offset_ = offset; }
+  void consumed(std::int32_t partition, std::int64_t offset) override {
+    partitioned_->consumed(partition, offset);
+  }
+  void commit_offsets();
   source::DecoderFactory decoders();
   source::LineProtocolDecoder::OnLine keyed_lines(source::Precision precision);
   void replay_inputs(const std::vector<store::AcceptedInput>& inputs);
@@ -120,6 +133,11 @@ class Pipeline {
 
   window::TumblingWindows windows_;            // format: integers
   std::optional<window::KeyedWindows> keyed_;  // format: line_protocol
+  // source.kafka: keyed windows per partition, and where each partition can be resumed
+  std::optional<window::PartitionedWindows> partitioned_;
+  source::KafkaSource* kafka_ = nullptr;                   // source_, when it reads Kafka
+  std::int64_t reading_offset_ = -1;                       // of the record being decoded
+  std::map<std::int32_t, window::ResumePoint> committed_;  // the latest commit asked for
   sink::PointQueue queue_;
   std::uint64_t saved_below_ = 1;     // points below this seq are in the store
   std::vector<std::int64_t> values_;  // the values of one read, shared by integer decoders

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "sink/latency_histogram.hpp"
@@ -31,6 +32,10 @@ struct PipelineStats {
   bool reads_http = false;           // source.http: the request metrics apply
   source::RequestCounters requests;  // source.http only
   std::uint64_t log_syncs = 0;       // source.http: fsyncs of the accepted writes' log
+  bool reads_kafka = false;          // source.kafka: the consumer metrics apply
+  source::KafkaCounters kafka;       // source.kafka only
+  std::map<std::int32_t, source::KafkaCounters::PartitionState> partitions;  // assigned now
+  std::string kafka_trouble;  // the consumer's unresolved error, "" when fine
 
   // Windows
   std::uint64_t open_keys = 0;       // open (key, window) pairs (line_protocol)

@@ -65,4 +65,16 @@ void PointQueue::ack_through(std::uint64_t last_seq) {
   while (!points_.empty() && points_.front().seq <= last_seq) points_.pop_front();
 }
 
+std::size_t PointQueue::remove(std::vector<std::uint64_t> seqs) {
+  if (seqs.empty()) return 0;
+  std::sort(seqs.begin(), seqs.end());
+  const auto before = points_.size();
+  points_.erase(std::remove_if(points_.begin(), points_.end(),
+                               [&](const QueuedPoint& point) {
+                                 return std::binary_search(seqs.begin(), seqs.end(), point.seq);
+                               }),
+                points_.end());
+  return before - points_.size();
+}
+
 }  // namespace tumbled::sink

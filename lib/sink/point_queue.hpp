@@ -13,6 +13,7 @@
 #include <deque>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace tumbled::sink {
 
@@ -50,6 +51,9 @@ class PointQueue {
   void ack(std::size_t points);
   // Removes every point with seq <= last_seq: safe even if points were dropped meanwhile.
   void ack_through(std::uint64_t last_seq);
+  // Removes the points with these sequence numbers (any order), wherever they wait; returns how
+  // many were found. A batch being written may hold some: ack_through() still settles it.
+  std::size_t remove(std::vector<std::uint64_t> seqs);
   // Drops the oldest point (buffer full, when_full: drop_oldest); the caller counts it.
   void drop_oldest() { points_.pop_front(); }
 

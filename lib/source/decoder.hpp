@@ -9,6 +9,7 @@
 // Pure code, no I/O; one decoder per stream, not thread-safe.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -42,6 +43,8 @@ struct StreamFormat {
   // One whole request body, fed at once and then finished (HTTP): the pipeline reads its clock
   // once for it and keeps a note of the state decoding started from, for its input log.
   bool whole = false;
+  // The Kafka partition the stream is (source.kafka): the pipeline keeps its windows apart.
+  std::optional<std::int32_t> partition;
 };
 
 using DecoderFactory = std::function<std::unique_ptr<Decoder>(const StreamFormat&)>;

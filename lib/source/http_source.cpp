@@ -285,7 +285,8 @@ asio::awaitable<HttpSource::Answer> HttpSource::write(Request& request, const Wr
   // The whole body in one go, as one chunk (a last line completed here rather than by finish()):
   // no checkpoint can fall between its lines, and the pipeline can log it as it was decoded.
   if (!body.empty() && body.back() != '\n') body.push_back('\n');
-  const std::unique_ptr<Decoder> decoder = decoders_({route.precision, /*whole=*/true});
+  const std::unique_ptr<Decoder> decoder =
+      decoders_({route.precision, /*whole=*/true, std::nullopt});
   decoder->feed(body);
   decoder->finish();
   const std::string first_rejection = decoder->last_rejection();

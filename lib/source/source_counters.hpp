@@ -19,6 +19,20 @@ struct RequestCounters {
   std::uint64_t tls_handshake_failures = 0;     // plain HTTP on an HTTPS listener included
 };
 
+// The Kafka consumer (source.kafka).
+struct KafkaCounters {
+  std::uint64_t rebalances = 0;  // assignments received
+  std::uint64_t commits = 0;     // offset commits that succeeded
+  std::uint64_t commit_failures = 0;
+  std::uint64_t errors = 0;  // consumer errors (brokers unreachable, ...)
+  std::uint64_t records = 0;
+  struct PartitionState {
+    std::int64_t position = -1;   // next offset to read; -1 unknown
+    std::int64_t committed = -1;  // last offset committed by this member
+    std::int64_t lag = -1;        // high watermark - position; -1 unknown
+  };
+};
+
 struct SourceCounters {
   LineCounters lines;
   std::uint64_t connections_accepted = 0;

@@ -249,7 +249,7 @@ TEST_CASE("errors name the file, the 1-based line and the key path", "[config]")
       {kOne + "    sink.influxdb: {batch_size: 5}\n", 3, "pipelines[0].sink.influxdb",
        "unknown key"},
       {kOne + "    source:\n      tcp.listen: 127.0.0.1:1\n", 4, "pipelines[0].source.tcp.listen",
-       "unknown key (expected one of: tcp, http, format, precision)"},
+       "unknown key (expected one of: tcp, http, kafka, format, precision)"},
       {"pipelines: [{name: a}]\n\"\": 1\n", 2, "", "unknown key"},
       {"pipelines: [{name: a}]\nshutdown_timeout: 1s\nshutdown_timeout: 2s\n", 3,
        "shutdown_timeout", "duplicate key (first on line 2)"},
@@ -758,7 +758,7 @@ TEST_CASE("config_reference documents every key once", "[config]") {
   CHECK(at != std::string::npos);
   CHECK(ref.find("| `" + key + "` |", at + 1) == std::string::npos);
   // 2 header lines + one line per key: nothing undocumented sneaks in.
-  CHECK(std::count(ref.begin(), ref.end(), '\n') == 2 + 52);
+  CHECK(std::count(ref.begin(), ref.end(), '\n') == 2 + 57);
 }
 
 TEST_CASE("load_file reads a file and reports unreadable ones", "[config]") {

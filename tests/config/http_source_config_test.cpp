@@ -102,7 +102,7 @@ TEST_CASE("http source: errors name the key and the line", "[config][http_source
        "t.yaml:6: pipelines[0].source.format: source.http takes line protocol only"},
       {kHttp + "      tcp: {listen: 127.0.0.1:9000}\n",
        "t.yaml:6: pipelines[0].source.tcp.listen: only allowed with the TCP source "
-       "(source.http.listen \"\") (listen is 127.0.0.1:8186)"},
+       "(neither source.http nor source.kafka) (listen is 127.0.0.1:8186)"},
       {kHttp + "      tcp: {idle_timeout: 1m}\n",
        "t.yaml:6: pipelines[0].source.tcp.idle_timeout: only allowed with the TCP source"},
       {"pipelines:\n  - name: a\n    source: {http: {max_connections: 3}}\n",

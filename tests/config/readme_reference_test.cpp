@@ -23,7 +23,7 @@ TEST_CASE("README's configuration reference matches the config table", "[config]
 }
 
 // The example configurations shipped in config/ load, and the CDN and Telegraf examples say what
-// the README's "Records" and "Writes over HTTP" sections show.
+// the README's "Records", "Writes over HTTP" and "Reading Kafka" sections show.
 TEST_CASE("the example configurations in config/ are valid", "[config][docs]") {
   const auto load = [](const std::string& name) {
     return tumbled::config::load_file(TUMBLED_SOURCE_DIR "/config/" + name,
@@ -42,4 +42,11 @@ TEST_CASE("the example configurations in config/ are valid", "[config][docs]") {
   CHECK(front.format == "line_protocol");
   CHECK(front.http.token == "secret");
   CHECK(front.measurement.empty());  // each input measurement keeps its name
+  const auto kafka = load("kafka.yaml");
+  const auto& consumer = kafka.pipelines.at(0);
+  CHECK(consumer.reads_kafka());
+  CHECK(consumer.kafka.group == "tumbled");
+  CHECK(consumer.kafka.partition_tag == "partition");
+  CHECK(consumer.window_time == "event");
+  CHECK(tumbled::config::warnings(kafka).empty());  // nothing that weakens exactness
 }

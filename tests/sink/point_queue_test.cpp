@@ -215,3 +215,18 @@ TEST_CASE("PointQueue::restore rejects a repeated sequence number", "[queue]") {
   CHECK_THROWS_AS(queue.restore(1, "a\n"), std::logic_error);
   CHECK(queue.size() == 1);
 }
+
+TEST_CASE("PointQueue::remove takes points out wherever they wait; ack_through still settles",
+          "[queue]") {
+  PointQueue q;
+  for (int i = 1; i <= 6; ++i) q.push("p" + std::to_string(i) + "\n", 0);
+  q.mark_durable_through(6);
+  const auto batch = q.front_batch(3);  // in flight: points 1-3
+  CHECK(q.remove({5, 2, 9}) == 2);      // 9 is not there (acknowledged, or never pushed)
+  CHECK(q.size() == 4);
+  q.ack_through(batch.last_seq);  // the batch in flight is acknowledged
+  REQUIRE(q.size() == 2);
+  CHECK(q.points().front().seq == 4);
+  CHECK(q.points().back().seq == 6);
+  CHECK(q.remove({}) == 0);
+}

@@ -22,7 +22,9 @@ void Daemon::write_config() const {
   for (const auto& p : pipelines_) {
     out << "  - name: " << p.name << "\n"
         << "    source: {";
-    if (p.http) {
+    if (!p.kafka.empty()) {
+      out << "kafka: {" << p.kafka << "}";
+    } else if (p.http) {
       out << "http: {listen: 127.0.0.1:" << p.listen_port
           << (p.http_extra.empty() ? "" : ", " + p.http_extra) << "}";
     } else {
@@ -57,7 +59,9 @@ void Daemon::start() {
   process_.emplace(std::vector<std::string>{TUMBLED_BINARY, "--config", config_path()}, log, env_,
                    std::vector<std::string>{"NOTIFY_SOCKET", "WATCHDOG_"});
   std::vector<std::uint16_t> ports;
-  for (const auto& p : pipelines_) ports.push_back(p.listen_port);
+  for (const auto& p : pipelines_) {
+    if (p.kafka.empty()) ports.push_back(p.listen_port);
+  }
   if (http_port_ != 0) ports.push_back(http_port_);  // bound after the pipelines
   for (const std::uint16_t port : ports) {
     const bool listening = wait_until(

@@ -42,6 +42,9 @@ struct PipelineSpec {
   // The source.tcp keys above are then left out.
   bool http = false;
   std::string http_extra;
+  // Read Kafka instead: the keys of source.kafka as YAML flow map entries, e.g.
+  // "brokers: 127.0.0.1:1234, topic: telemetry"; no port is waited for at start.
+  std::string kafka;
 };
 
 class Daemon {
