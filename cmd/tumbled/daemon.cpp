@@ -33,6 +33,17 @@ const char* signal_name(int signal) {
   }
 }
 
+// Where a pipeline's input comes from, for logs: "listening on 127.0.0.1:9000", or "reading
+// Kafka topic telemetry in group tumbled".
+std::string source_text(const config::PipelineConfig& p, const config::Endpoint& bound,
+                        bool stopping = false) {
+  if (p.reads_kafka()) {
+    return std::string(stopping ? "stopping, was reading" : "reading") + " Kafka topic " +
+           p.kafka.topic + " in group " + p.kafka.group;
+  }
+  return std::string(stopping ? "stopping, was on " : "listening on ") + bound.to_string();
+}
+
 std::string aggregates_text(const config::PipelineConfig& p) {
   std::string text;
   for (auto a : p.aggregates) {
@@ -102,12 +113,11 @@ void Daemon::start_pipeline(const config::PipelineConfig& settings) {
   p->start();  // on failure nothing of it runs yet: destroying it is safe
   const auto endpoint = p->listening_on();
   const auto& sink = settings.influx;
-  log_->info(
-      "pipeline {}: listening on {}, {} windows of [{}], writing to {} in batches of {} or every "
-      "{}",
-      settings.name, endpoint.to_string(), config::format_duration(settings.window_size),
-      aggregates_text(settings), sink::describe_destination(sink), sink.batch_size,
-      config::format_duration(sink.batch_interval));
+  log_->info("pipeline {}: {}, {} windows of [{}], writing to {} in batches of {} or every {}",
+             settings.name, source_text(settings, endpoint),
+             config::format_duration(settings.window_size), aggregates_text(settings),
+             sink::describe_destination(sink), sink.batch_size,
+             config::format_duration(sink.batch_interval));
   running_.push_back({std::move(p), endpoint});
 }
 
@@ -382,10 +392,10 @@ void Daemon::log_status() const {
       waiting += " (oldest " + seconds_text(s.oldest_waiting_age_seconds) + ")";
     }
     log_->info(
-        "status: pipeline {}: {} {}{}, {} connections open, {} values accepted, {} lines "
+        "status: pipeline {}: {}{}, {} connections open, {} values accepted, {} lines "
         "rejected, {} open windows, {} windows emitted, {}, {} points written, {} dead-lettered, "
         "InfluxDB: {}",
-        s.name, r.stopping ? "stopping, was on" : "listening on", r.listening_on.to_string(),
+        s.name, source_text(p.settings(), r.listening_on, r.stopping),
         s.source_paused ? " (reading paused: backpressure)" : "", s.connections_open,
         s.lines.accepted, s.lines.rejected(), p.open_windows(), s.windows_emitted, waiting,
         s.points_written, s.points_dead_lettered, influx);
