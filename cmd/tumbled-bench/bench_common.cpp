@@ -250,7 +250,9 @@ Tumbled::Tumbled(TumbledSpec spec, const std::filesystem::path& dir)
       out << "}\n"
           << "pipelines:\n"
           << "  - name: bench\n"
-          << "    source: {tcp: {listen: 127.0.0.1:" << port_ << "}"
+          << "    source: {"
+          << (spec_.kafka.empty() ? "tcp: {listen: 127.0.0.1:" + std::to_string(port_) + "}"
+                                  : "kafka: {" + spec_.kafka + "}")
           << (spec_.source_extra.empty() ? "" : ", " + spec_.source_extra) << "}\n"
           << "    window: {size: " << spec_.window << ", aggregates: " << spec_.aggregates
           << (spec_.window_extra.empty() ? "" : ", " + spec_.window_extra) << "}\n";
@@ -274,8 +276,8 @@ Tumbled::Tumbled(TumbledSpec spec, const std::filesystem::path& dir)
                      dir_ / "tumbled.log");
     const bool up = test::wait_until(
         [&] {
-          return !process_->running() ||
-                 (can_connect(port_) && (metrics_port_ == 0 || can_connect(metrics_port_)));
+          return !process_->running() || ((!spec_.kafka.empty() || can_connect(port_)) &&
+                                          (metrics_port_ == 0 || can_connect(metrics_port_)));
         },
         milliseconds(60'000), milliseconds(2));
     if (up && process_->running()) return;
@@ -588,6 +590,18 @@ void print_result_rows() {
   std::cout << "\n| Benchmark | Metric | Value | Note |\n|---|---|---|---|\n";
   for (const auto& r : rows) std::cout << r << "\n";
   std::cout.flush();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 == 1 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+std::string median_and_range(const std::vector<double>& v) {
+  if (v.empty()) return "failed";
+  if (v.size() == 1) return fmt("%.0f", v[0]);
+  const auto [low, high] = std::minmax_element(v.begin(), v.end());
+  return fmt("%.0f (%.0f - %.0f)", median(v), *low, *high);
 }
 
 }  // namespace tumbled::bench

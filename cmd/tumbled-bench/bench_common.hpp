@@ -92,6 +92,9 @@ struct TumbledSpec {
   // (the daemon's defaults).
   std::optional<std::string> point;
   bool metrics = false;  // serve /metrics on a free port (Tumbled::metrics_port())
+  // Keys of source.kafka as YAML flow map entries ("brokers: ..., topic: ..."): the pipeline
+  // reads Kafka instead of TCP, and start-up waits for /metrics only (set `metrics`).
+  std::string kafka;
 };
 
 class Tumbled {
@@ -211,5 +214,10 @@ void result_row(const std::string& bench, const std::string& metric, const std::
 void print_result_rows();
 
 std::string fmt(const char* format, ...) __attribute__((format(printf, 1, 2)));
+
+double median(std::vector<double> v);
+// "1234567 (1200000 - 1300000)": the median and range of the runs' figures (one run: its figure
+// alone; none: "failed").
+std::string median_and_range(const std::vector<double>& v);
 
 }  // namespace tumbled::bench

@@ -288,20 +288,6 @@ std::optional<double> run_once(const Settings& s, const std::vector<Body>& bodie
   return ok ? std::optional(load.lines_per_s()) : std::nullopt;
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 == 1 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-}
-
-// "1234567 (1200000 - 1300000)": the median and range of lines/s over the runs (one run: its
-// figure alone).
-std::string median_and_range(const std::vector<double>& v) {
-  if (v.empty()) return "failed";
-  if (v.size() == 1) return fmt("%.0f", v[0]);
-  const auto [low, high] = std::minmax_element(v.begin(), v.end());
-  return fmt("%.0f (%.0f - %.0f)", median(v), *low, *high);
-}
-
 }  // namespace
 
 int run_http_write(const Options& options) {

@@ -39,6 +39,12 @@ constexpr std::string_view kUsage = R"(Usage: tumbled-bench COMMAND [--option va
               bodies with K keys (10000) to /write, into tumbled's source.http and into
               influxd's own /write; median and range of R (3) runs of S (5) seconds each; checks
               tumbled's /metrics counts exactly the acknowledged lines as accepted.
+  kafka       [--tumbled PATH] [--instances 1,2] [--partitions P] [--lines N]
+              [--lines-per-record L] [--keys K] [--runs R]
+              lines/s consumed from a topic of P (4) partitions holding N (10 000 000) lines of
+              line protocol, L (100) per record, K (10000) keys, by 1 and by 2 instances in one
+              consumer group (librdkafka's mock cluster in this process); median and range of R
+              (3) runs; checks every line produced is accepted exactly once.
 
 --tumbled defaults to the tumbled built beside this binary.
 )";
@@ -58,6 +64,7 @@ int main(int argc, char** argv) {
   try {
     const Options options(argc, argv, 2);
     if (command == "ingest") return run_ingest(options);
+    if (command == "kafka") return run_kafka(options);
     if (command == "latency") return run_latency(options);
     if (command == "replay") return run_replay(options);
     if (command == "checkpoint") return run_checkpoint(options);
