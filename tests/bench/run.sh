@@ -9,6 +9,8 @@
 #   tests/bench/run.sh profile          # perf profile of tumbled during a 1-connection ingest
 #   tests/bench/run.sh keyed            # line-protocol ingest with 1, 10 000 and 1 000 000 keys
 #   tests/bench/run.sh http             # InfluxDB write API: tumbled's source.http vs influxd
+#   tests/bench/run.sh kafka            # source.kafka: 1 and 2 instances in one group, beside
+#                                       # the keyed TCP ingest of the same payload
 #   tests/bench/run.sh profile-keyed    # perf profile of tumbled during the 1 000 000-key ingest
 #
 # keyed: `tumbled-bench ingest --format line_protocol --keys K --runs 3` for K = 1, 10 000 and
@@ -35,6 +37,12 @@
 # run: tumbled's /metrics counts exactly the acknowledged lines as accepted, none rejected, and
 # exactly the acknowledged requests as answered 204.
 #
+# kafka: `tumbled-bench kafka --instances 1,2 --runs 3` (about a minute) beside the keyed TCP
+# ingest of the same 10 000-key payload: lines/s consumed from a 4-partition topic of
+# librdkafka's mock cluster (in the bench's process) by one instance and by two in one consumer
+# group, 100 lines a record, a producer keeping them busy; every line produced must be accepted
+# exactly once. The mock broker and the producer share the machine with tumbled.
+#
 # Each section is one command, also runnable on its own (see the commands printed below, or
 # `tumbled-bench --help`). Not part of ctest. Figures from a machine running other work vary.
 set -uo pipefail
@@ -42,7 +50,7 @@ cd "$(dirname "$0")/../.."
 build=${TUMBLED_BENCH_BUILD_DIR:-build-bench}
 sections=("$@")
 if [ ${#sections[@]} -eq 0 ]; then
-  sections=(micro checkpoint ingest keyed http latency replay footprint)
+  sections=(micro checkpoint ingest keyed http kafka latency replay footprint)
   command -v perf >/dev/null && sections+=(profile)
 fi
 
@@ -86,6 +94,10 @@ for section in "${sections[@]}"; do
       done ;;
     http)
       run http "$bench" http-write --clients 1,16 --runs 3 ;;
+    kafka)
+      # The same keyed payload (10 000 keys) over TCP, then from a 4-partition topic.
+      run kafka-tcp "$bench" ingest --format line_protocol --keys 10000 --seconds 5 --runs 3
+      run kafka "$bench" kafka --instances 1,2 --partitions 4 --lines 10000000 --runs 3 ;;
     latency)
       run latency-1s "$bench" latency --window-ms 200 --seconds 20
       run latency-100ms "$bench" latency --window-ms 200 --batch-interval 100ms --seconds 10 ;;
