@@ -3,7 +3,9 @@
 // daemon made of them.
 //
 // --format integers (default): one integer per line (payload.hpp); the check is that the sum
-// InfluxDB ends up with equals the sum sent.
+// InfluxDB ends up with equals the sum sent. --payload small (default), uniform6, int64 or crlf
+// picks the shape of the integers (make_integer_payload), a comma-separated list or `all` runs
+// several, each one beside its own ceiling (measured on that payload just before each run).
 //
 // --format line_protocol --keys N: line protocol with N keys (payload.hpp), into a pipeline with
 // `source.format: line_protocol`, `precision: s`, event-time windows of 1h, group_by
@@ -22,6 +24,7 @@
 #include <atomic>
 #include <csignal>
 #include <iostream>
+#include <optional>
 #include <thread>
 
 #include "bench_common.hpp"
@@ -402,102 +405,134 @@ int run_ingest(const Options& options) {
   s.perf_output = options.get("perf", "");
   const bool ceiling = !options.has("no-ceiling");
   const int runs = static_cast<int>(options.get_int("runs", 1));
+  std::vector<IntegerShape> shapes;
+  if (!keyed) {
+    std::string list = options.get("payload", "small");
+    if (list == "all") list = "small,uniform6,int64,crlf";
+    for (std::size_t at = 0; at <= list.size();) {
+      const auto comma = std::min(list.find(',', at), list.size());
+      shapes.push_back(integer_shape(std::string_view(list).substr(at, comma - at)));
+      at = comma + 1;
+    }
+  } else if (options.has("payload")) {
+    throw std::invalid_argument("--payload goes with --format integers");
+  }
   options.check_all_used();
   if (runs < 1 || keys < 1 || s.connections < 1) {
     throw std::invalid_argument("--runs, --keys and --connections must be at least 1");
   }
+  if (port != 0 && shapes.size() > 1) {
+    throw std::invalid_argument("--port sends one payload: give --payload one shape");
+  }
 
-  // line_protocol: timestamps in the previous hour, so the run's window is over by the wall
-  // clock and a line with a current timestamp closes it.
-  const Payload payload = keyed ? make_line_protocol_payload(payload_mib << 20, keys,
-                                                             wall_ms() / 3'600'000 * 3600 - 3600)
-                                : make_payload(payload_mib << 20);
-  const auto chunks = payload.chunks(64 * 1024);
-  std::cout << payload.describe() << "\n";
   const char* const unit = keyed ? "lines" : "integers";
-  const std::string label =
-      keyed ? fmt("ingest line_protocol, %llu key%s, %d conn",
-                  static_cast<unsigned long long>(keys), keys == 1 ? "" : "s", s.connections)
-            : "ingest, " + std::to_string(s.connections) + " conn";
+  std::optional<test::InfluxServer> influx;
+  std::optional<KeepAliveHttp> http;
+  bool all_ok = true;
 
-  if (port != 0) {
-    // Plain load generator against a daemon someone else runs.
-    const auto r = send_payload(payload, chunks, port, s.connections, s.seconds);
-    const auto rate = rate_of(r);
-    std::cout << fmt(
-        "sent %llu lines, %llu bytes in %.2f s: %.3f M %s/s, %.1f MB/s; sum "
-        "sent %s\n",
-        static_cast<unsigned long long>(r.lines), static_cast<unsigned long long>(r.bytes),
-        r.elapsed, rate.lines_per_s / 1e6, unit, rate.mb_per_s, to_string(r.sum).c_str());
-    result_row(label, std::string(unit) + "/s (port " + std::to_string(port) + ")",
-               fmt("%.2f M", rate.lines_per_s / 1e6), fmt("%.1f MB/s", rate.mb_per_s));
-    print_result_rows();
-    return 0;
-  }
-
-  test::InfluxServer influx;
-  KeepAliveHttp http("127.0.0.1", influx.port());
-  std::vector<double> ceiling_lines, ceiling_mb, lines, mb, cpu, ratio, rss_per_pair, rss_after,
-      pairs, checkpoint_s, checkpoint_mb;
-  bool all_ok = true, influx_checked = false;
-  std::string check_note;
-  for (int i = 0; i < runs; ++i) {
-    if (runs > 1) std::cout << fmt("-- run %d of %d\n", i + 1, runs);
-    std::optional<Rate> ceiling_rate;
-    if (ceiling) {
-      ceiling_rate = measure_ceiling(payload, chunks, s.connections, s.seconds,
-                                     keyed ? payload.lines : 0, unit);
-      ceiling_lines.push_back(ceiling_rate->lines_per_s);
-      ceiling_mb.push_back(ceiling_rate->mb_per_s);
+  // One payload: its runs (ceiling, then a fresh tumbled, each time) and its result rows.
+  const auto measure = [&](const Payload& payload, const std::string& label,
+                           const std::string& db_prefix, bool first) {
+    const auto chunks = payload.chunks(64 * 1024);
+    std::cout << payload.describe() << "\n";
+    if (port != 0) {
+      // Plain load generator against a daemon someone else runs.
+      const auto r = send_payload(payload, chunks, port, s.connections, s.seconds);
+      const auto rate = rate_of(r);
+      std::cout << fmt(
+          "sent %llu lines, %llu bytes in %.2f s: %.3f M %s/s, %.1f MB/s; sum "
+          "sent %s\n",
+          static_cast<unsigned long long>(r.lines), static_cast<unsigned long long>(r.bytes),
+          r.elapsed, rate.lines_per_s / 1e6, unit, rate.mb_per_s, to_string(r.sum).c_str());
+      result_row(label, std::string(unit) + "/s (port " + std::to_string(port) + ")",
+                 fmt("%.2f M", rate.lines_per_s / 1e6), fmt("%.1f MB/s", rate.mb_per_s));
+      return;
     }
-    const std::string db = i == 0 ? "bench" : fmt("bench_%d", i + 1);
-    const std::string perf_output = i == 0 ? s.perf_output : "";
-    const Run run = keyed ? run_line_protocol(s, payload, chunks, influx, http, db, perf_output)
-                          : run_integers(s, payload, chunks, influx, http, db, perf_output);
-    lines.push_back(run.rate.lines_per_s);
-    mb.push_back(run.rate.mb_per_s);
-    cpu.push_back(100 * run.cpu);
-    if (ceiling_rate) ratio.push_back(run.rate.lines_per_s / ceiling_rate->lines_per_s);
-    rss_per_pair.push_back(run.rss_per_pair);
-    rss_after.push_back(run.rss_after_mib - run.rss_before_mib);
-    pairs.push_back(run.open_pairs);
-    checkpoint_s.push_back(run.checkpoint_s);
-    checkpoint_mb.push_back(run.checkpoint_mb);
-    all_ok = all_ok && run.ok;
-    influx_checked = run.influx_checked;
-    check_note = run.check_note;
-  }
+    if (!influx) {
+      influx.emplace();
+      http.emplace("127.0.0.1", influx->port());
+    }
+    std::vector<double> ceiling_lines, ceiling_mb, lines, mb, cpu, ratio, rss_per_pair, rss_after,
+        pairs, checkpoint_s, checkpoint_mb;
+    bool ok = true, influx_checked = false;
+    std::string check_note;
+    for (int i = 0; i < runs; ++i) {
+      if (runs > 1) std::cout << fmt("-- %s: run %d of %d\n", label.c_str(), i + 1, runs);
+      std::optional<Rate> ceiling_rate;
+      if (ceiling) {
+        ceiling_rate = measure_ceiling(payload, chunks, s.connections, s.seconds,
+                                       keyed ? payload.lines : 0, unit);
+        ceiling_lines.push_back(ceiling_rate->lines_per_s);
+        ceiling_mb.push_back(ceiling_rate->mb_per_s);
+      }
+      const std::string db = i == 0 ? db_prefix : fmt("%s_%d", db_prefix.c_str(), i + 1);
+      const std::string perf_output = i == 0 && first ? s.perf_output : "";
+      const Run run = keyed ? run_line_protocol(s, payload, chunks, *influx, *http, db, perf_output)
+                            : run_integers(s, payload, chunks, *influx, *http, db, perf_output);
+      lines.push_back(run.rate.lines_per_s);
+      mb.push_back(run.rate.mb_per_s);
+      cpu.push_back(100 * run.cpu);
+      if (ceiling_rate) ratio.push_back(run.rate.lines_per_s / ceiling_rate->lines_per_s);
+      rss_per_pair.push_back(run.rss_per_pair);
+      rss_after.push_back(run.rss_after_mib - run.rss_before_mib);
+      pairs.push_back(run.open_pairs);
+      checkpoint_s.push_back(run.checkpoint_s);
+      checkpoint_mb.push_back(run.checkpoint_mb);
+      ok = ok && run.ok;
+      influx_checked = run.influx_checked;
+      check_note = run.check_note;
+    }
+    all_ok = all_ok && ok;
 
-  const std::string over = runs > 1 ? fmt("; median (range) of %d runs", runs) : "";
-  if (ceiling) {
-    result_row(label, std::string("ceiling ") + unit + "/s (newline count)",
-               figure(ceiling_lines, "%.2f M", 1e-6), figure(ceiling_mb, "%.1f MB/s") + over);
-  }
-  result_row(label, std::string("tumbled ") + unit + "/s", figure(lines, "%.2f M", 1e-6),
-             figure(mb, "%.1f MB/s") + ", tumbled CPU " + figure(cpu, "%.0f%%") + over);
-  if (ceiling)
-    result_row(label, "tumbled / ceiling", figure(ratio, "%.2f"),
-               over.empty() ? "" : over.substr(2));
+    const std::string over = runs > 1 ? fmt("; median (range) of %d runs", runs) : "";
+    if (ceiling) {
+      result_row(label, std::string("ceiling ") + unit + "/s (newline count)",
+                 figure(ceiling_lines, "%.2f M", 1e-6), figure(ceiling_mb, "%.1f MB/s") + over);
+    }
+    result_row(label, std::string("tumbled ") + unit + "/s", figure(lines, "%.2f M", 1e-6),
+               figure(mb, "%.1f MB/s") + ", tumbled CPU " + figure(cpu, "%.0f%%") + over);
+    if (ceiling)
+      result_row(label, "tumbled / ceiling", figure(ratio, "%.2f"),
+                 over.empty() ? "" : over.substr(2));
+    if (keyed) {
+      result_row(label, "RSS per open (key, window) pair", figure(rss_per_pair, "%.0f B"),
+                 "RSS after - before: " + figure(rss_after, "%.1f MiB") + ", open pairs " +
+                     figure(pairs, "%.0f") + over +
+                     (keys < 100'000 ? "; below ~100k pairs fixed costs dominate (RocksDB "
+                                       "memtable of the checkpoints, buffers)"
+                                     : ""));
+      result_row(label, "longest checkpoint seen during the send",
+                 figure(checkpoint_s, "%.1f ms", 1e3),
+                 "write batch " + figure(checkpoint_mb, "%.1f MB") + over);
+      result_row(label,
+                 influx_checked
+                     ? "all lines accepted, pairs == keys, InfluxDB per-key sum/count/max == sent"
+                     : "all lines accepted, pairs == keys (/metrics)",
+                 ok ? "yes" : "NO", runs > 1 ? fmt("every one of %d runs", runs) : "");
+    } else if (runs == 1) {
+      result_row(label, "sum in InfluxDB == sum sent", ok ? "yes" : "NO", check_note);
+    } else {
+      result_row(label, "sum in InfluxDB == sum sent", ok ? "yes" : "NO",
+                 fmt("every one of %d runs", runs));
+    }
+  };
+
   if (keyed) {
-    result_row(label, "RSS per open (key, window) pair", figure(rss_per_pair, "%.0f B"),
-               "RSS after - before: " + figure(rss_after, "%.1f MiB") + ", open pairs " +
-                   figure(pairs, "%.0f") + over +
-                   (keys < 100'000 ? "; below ~100k pairs fixed costs dominate (RocksDB "
-                                     "memtable of the checkpoints, buffers)"
-                                   : ""));
-    result_row(label, "longest checkpoint seen during the send",
-               figure(checkpoint_s, "%.1f ms", 1e3),
-               "write batch " + figure(checkpoint_mb, "%.1f MB") + over);
-    result_row(label,
-               influx_checked ? "all lines accepted, pairs == keys, InfluxDB per-key sum/count/max "
-                                "== sent"
-                              : "all lines accepted, pairs == keys (/metrics)",
-               all_ok ? "yes" : "NO", runs > 1 ? fmt("every one of %d runs", runs) : "");
-  } else if (runs == 1) {
-    result_row(label, "sum in InfluxDB == sum sent", all_ok ? "yes" : "NO", check_note);
+    // Timestamps in the previous hour, so the run's window is over by the wall clock and a line
+    // with a current timestamp closes it.
+    const Payload payload =
+        make_line_protocol_payload(payload_mib << 20, keys, wall_ms() / 3'600'000 * 3600 - 3600);
+    measure(payload,
+            fmt("ingest line_protocol, %llu key%s, %d conn", static_cast<unsigned long long>(keys),
+                keys == 1 ? "" : "s", s.connections),
+            "bench", true);
   } else {
-    result_row(label, "sum in InfluxDB == sum sent", all_ok ? "yes" : "NO",
-               fmt("every one of %d runs", runs));
+    for (std::size_t i = 0; i < shapes.size(); ++i) {
+      // One payload in memory at a time.
+      const Payload payload = make_integer_payload(shapes[i], payload_mib << 20, s.connections);
+      measure(payload, fmt("ingest %s, %d conn", name(shapes[i]), s.connections),
+              std::string("bench_") + name(shapes[i]), i == 0);
+    }
   }
   print_result_rows();
   return all_ok ? 0 : 1;

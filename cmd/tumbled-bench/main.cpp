@@ -12,17 +12,22 @@ namespace {
 
 constexpr std::string_view kUsage = R"(Usage: tumbled-bench COMMAND [--option value ...]
 
-  ingest      [--tumbled PATH] [--connections N] [--seconds S] [--payload-mib M] [--window-ms W]
-              [--runs R] [--no-ceiling] [--perf perf.data]
+  ingest      [--payload small|uniform6|int64|crlf|all] [--tumbled PATH] [--connections N]
+              [--seconds S] [--payload-mib M] [--window-ms W] [--runs R] [--no-ceiling]
+              [--perf perf.data]
               integers/s and MB/s into tumbled vs. a newline-counting reader (ceiling), then
               checks the sum in InfluxDB equals the sum sent. --runs: median and range of R runs.
+              --payload: the integers' shape (small: default; uniform6: uniform in +-10^6;
+              int64: mostly 19 digits; crlf: small with "\r\n"); a list or `all` measures
+              each beside its own ceiling.
   ingest      --format line_protocol [--keys K] [--check-keys C] [--tumbled PATH] [--connections N]
               [--seconds S] [--payload-mib M] [--runs R] [--no-ceiling] [--perf perf.data]
               line-protocol lines/s and MB/s with K keys (1h event-time windows, group_by
               [stream, isp], fields [bytes], aggregates [sum, count, max]) vs. the ceiling, RSS
               per open (key, window) pair; checks every line was accepted and the open pairs
               equal K (/metrics), and for K <= C (10000) the per-key sums in InfluxDB.
-  ingest      --port P [--format line_protocol [--keys K]] [--connections N] [--seconds S]
+  ingest      --port P [--format line_protocol [--keys K] | --payload SHAPE] [--connections N]
+              [--seconds S]
               only send the payload to a tumbled already listening on 127.0.0.1:P.
   latency     [--tumbled PATH] [--window-ms W] [--batch-interval D] [--seconds S] [--poll-ms P]
               window end -> point readable in InfluxDB, p50/p99.

@@ -1,8 +1,9 @@
 // The ingest payloads shared by tumbled-bench and the micro-benchmarks, each one pre-built buffer
 // sent (or parsed) over and over.
 //
-// make_payload(): newline-terminated signed 64-bit integers (source.format: integers).
-// Distribution (fixed seed, so every run sends the same bytes):
+// make_payload(): newline-terminated signed 64-bit integers (source.format: integers), the
+// `small` shape of make_integer_payload(). Distribution (fixed seed, so every run sends the same
+// bytes):
 //   90 %  uniform in [-99 999, 99 999]                      ("small", 1-6 bytes + '\n')
 //    9 %  magnitude uniform in [10^5, 10^9), random sign    ("medium", 6-10 bytes + '\n')
 //    1 %  magnitude uniform in [10^17, 10^18), sign chosen against the running sum ("large")
@@ -11,6 +12,19 @@
 // contiguous stretch of the repeated stream (one window of one connection) sums to within
 // +-2.2e18, so even 4 connections' values in one window stay inside int64: InfluxDB's int64 sum
 // field can hold every window exactly and the check "sum in InfluxDB == sum sent" is exact.
+//
+// make_integer_payload(shape): the same idea (fixed seed, the buffer sums to exactly 0, prefix
+// sums bounded so that every window's sum is exact in int64) in other shapes:
+//   small     make_payload() above: mostly 1-6 digits, a few up to 18
+//   crlf      the values of `small`, each line ending in "\r\n"
+//   uniform6  uniform in [-10^6, 10^6] (~7.4 bytes a line); the last lines, each inside that range
+//             too, bring the sum back to 0
+//   int64     95 % 19-digit values, magnitude uniform in [10^18, |running sum| + B] with the sign
+//             against the running sum, 5 % of 1-18 digits (a uniform length, sign against the
+//             running sum); B = INT64_MAX / (2 * connections), so the prefix sums stay within
+//             +-B and any stretch of the repeated stream of each of `connections` connections
+//             sums within +-2B: one window of all of them stays inside int64. With 1 connection
+//             the magnitudes reach INT64_MAX - 1 (~20.7 bytes a line).
 //
 // make_line_protocol_payload(): InfluxDB line protocol (source.format: line_protocol), one key
 // per line out of `keys`, seconds timestamps inside one hour:
@@ -43,8 +57,17 @@ struct Chunk {
 
 enum class PayloadFormat : std::uint8_t { integers, line_protocol };
 
+// The shapes of make_integer_payload(), and their names on the command line.
+enum class IntegerShape : std::uint8_t { small, uniform6, int64, crlf };
+inline constexpr IntegerShape kIntegerShapes[] = {IntegerShape::small, IntegerShape::uniform6,
+                                                  IntegerShape::int64, IntegerShape::crlf};
+const char* name(IntegerShape shape);
+// The shape of that name; throws std::invalid_argument if there is none.
+IntegerShape integer_shape(std::string_view name);
+
 struct Payload {
   PayloadFormat format = PayloadFormat::integers;
+  IntegerShape shape = IntegerShape::small;  // integers
   std::string bytes;
   std::uint64_t lines = 0;
   Int128 sum = 0;             // integers: always 0 by construction; line_protocol: of `bytes=`
@@ -63,6 +86,11 @@ struct Payload {
 
 // Builds a payload of at least `min_bytes` bytes from a fixed seed.
 Payload make_payload(std::size_t min_bytes, std::uint64_t seed = 20240601);
+
+// Builds an integer payload of that shape (see above) of at least `min_bytes` bytes; the int64
+// shape keeps the window sums of `connections` connections inside int64.
+Payload make_integer_payload(IntegerShape shape, std::size_t min_bytes, int connections = 1,
+                             std::uint64_t seed = 20240601);
 
 // Builds a line-protocol payload of at least `min_bytes` bytes and `keys` lines (see above).
 Payload make_line_protocol_payload(std::size_t min_bytes, std::uint64_t keys,

@@ -1,5 +1,6 @@
 // Micro-benchmarks of tumbled's hot paths, on the payload tumbled-bench sends (payload.hpp):
-// LineFramer::feed over 256 KiB reads (as TcpSource reads them), parse_line alone, the window
+// LineFramer::feed over 256 KiB reads (as TcpSource reads them) on each integer payload shape
+// (small, uniform6, int64, crlf), parse_line alone, the window
 // accumulation as Pipeline::accept_values does it (one window lookup per read) and per value, and
 // a window's point encoding (window_fields + sink::append_point), LineProtocolParser::parse
 // on typical InfluxDB lines, without and with escapes, and the line_protocol format's path
@@ -33,10 +34,23 @@ const bench::Payload& payload() {
 
 constexpr std::size_t kReadBytes = 256 * 1024;  // TcpSource's read size
 
+// The integer payloads of `tumbled-bench ingest --payload` (payload.hpp), by IntegerShape.
+const bench::Payload& integer_payload(std::int64_t shape) {
+  static const bench::Payload payloads[] = {
+      bench::make_integer_payload(bench::IntegerShape::small, 16 << 20),
+      bench::make_integer_payload(bench::IntegerShape::uniform6, 16 << 20),
+      bench::make_integer_payload(bench::IntegerShape::int64, 16 << 20),
+      bench::make_integer_payload(bench::IntegerShape::crlf, 16 << 20),
+  };
+  return payloads[shape];
+}
+
 // Feeds the whole payload in 256 KiB pieces cut at arbitrary bytes, like TCP reads, handing each
-// piece's values over in a reused vector, as TcpSource does.
+// piece's values over in a reused vector, as TcpSource does. The argument is the payload's
+// IntegerShape: 0 small, 1 uniform6, 2 int64, 3 crlf.
 void BM_LineFramerFeed(benchmark::State& state) {
-  const auto& p = payload();
+  const auto& p = integer_payload(state.range(0));
+  state.SetLabel(bench::name(p.shape));
   std::vector<std::int64_t> values;
   values.reserve(kReadBytes / 2);
   std::uint64_t checksum = 0;
@@ -56,7 +70,7 @@ void BM_LineFramerFeed(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * p.bytes.size()));
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * p.lines));
 }
-BENCHMARK(BM_LineFramerFeed)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_LineFramerFeed)->DenseRange(0, 3)->Unit(benchmark::kMillisecond);
 
 // parse_line alone over the pre-split lines: what the framing around it costs is the difference.
 void BM_ParseLine(benchmark::State& state) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds tumbled and its benchmarks in Release (build-bench/, or $TUMBLED_BENCH_BUILD_DIR) and runs
 # them, printing the machine and a summary table at the end. Everything runs on 127.0.0.1 against
-# private influxd/tumbled processes in temp dirs; about 7 minutes after the build.
+# private influxd/tumbled processes in temp dirs; about 10 minutes after the build.
 #
 #   tests/bench/run.sh                  # all: micro checkpoint ingest keyed http latency replay
 #                                       #      footprint and profile (if perf is installed)
@@ -12,6 +12,13 @@
 #   tests/bench/run.sh kafka            # source.kafka: 1 and 2 instances in one group, beside
 #                                       # the keyed TCP ingest of the same payload
 #   tests/bench/run.sh profile-keyed    # perf profile of tumbled during the 1 000 000-key ingest
+#
+# ingest: `tumbled-bench ingest --payload all --runs 3` (about 3 minutes): one connection sending
+# each integer payload (small: mostly 1-6 digits, today's default; uniform6: uniform in +-10^6;
+# int64: mostly 19 digits; crlf: small with "\r\n" line ends), each run measuring the ceiling (a
+# newline counter reading the same bytes) just before a fresh tumbled, so each payload's
+# tumbled/ceiling comes from the same minutes; the sum in InfluxDB must equal the sum sent. Then
+# 4 connections of the small payload, once.
 #
 # keyed: `tumbled-bench ingest --format line_protocol --keys K --runs 3` for K = 1, 10 000 and
 # 1 000 000 (about 3 minutes): lines of `cdn,stream=s<k>,isp=i<k % 50> bytes=<n>i <ts>` into
@@ -86,7 +93,7 @@ for section in "${sections[@]}"; do
     checkpoint)
       run checkpoint "$bench" checkpoint --backlogs 0,10000,1000000 ;;
     ingest)
-      run ingest-1 "$bench" ingest --connections 1 --seconds 5
+      run ingest-1 "$bench" ingest --payload all --connections 1 --seconds 5 --runs 3
       run ingest-4 "$bench" ingest --connections 4 --seconds 5 ;;
     keyed)
       for keys in 1 10000 1000000; do
@@ -139,8 +146,9 @@ if [ -f "$results/micro.csv" ] && [ -f "$results/micro.txt" ]; then
       gsub(/"/, "", $1)
       items = $7 == "" ? "" : sprintf("%.1f M items/s", $7 / 1e6)
       bytes = $6 == "" ? "" : sprintf("%.0f MB/s", $6 / 1e6)
-      # BM_LineProtocolKeyed labels its heap bytes per pair (other labels may hold commas)
-      if ($1 ~ /^BM_LineProtocolKeyed/) { gsub(/"/, "", $8); bytes = bytes ", " $8 }
+      # BM_LineProtocolKeyed labels its heap bytes per pair, BM_LineFramerFeed its payload
+      # (other labels may hold commas)
+      if ($1 ~ /^BM_(LineProtocolKeyed|LineFramerFeed)/) { gsub(/"/, "", $8); bytes = bytes ", " $8 }
       printf "| micro | %s | %s | %s |\n", $1, items, bytes
     }' "$results/micro.csv"
 fi
