@@ -14,6 +14,8 @@
 #include <string>
 #include <string_view>
 
+#include "source/integer_lines.hpp"
+
 namespace tumbled::source {
 
 enum class LineKind { value, empty, not_integer, out_of_range };
@@ -182,9 +184,9 @@ class LineFramer {
   template <class OnValue>
   std::size_t parse_plain_lines(std::string_view bytes, OnValue& on_value);
 
-  // The fast path takes lines of an optional '-' and at most 18 digits (always inside int64),
-  // so it only runs when such a line can never exceed max_line_bytes.
-  static constexpr std::size_t kFastLineBytes = 20;
+  // The fast path takes lines of a sign, up to 19 digits and '\r', so it only runs when such a
+  // line can never exceed max_line_bytes.
+  static constexpr std::size_t kFastLineBytes = integer_lines::kMaxPlainLine;
 
   LineSplitter splitter_;
   LineCounters counters_;
@@ -211,33 +213,17 @@ void LineFramer::handle(std::string_view line, OnValue& on_value) {
   }
 }
 
-// The common case in one pass, without memchr or from_chars: "-?[0-9]{1,18}\n" lines, each value
-// built while scanning for its newline. Stops at the first line that is anything else (spaces,
-// '+', '\r', long numbers, garbage, a line cut by the end of the chunk) and returns how many
-// bytes it consumed; feed() handles that line the general way and comes back.
+// The common case, 8 digits and 64 bytes at a time (integer_lines.hpp): plain lines
+// "[+-]?[0-9]{1,19}\r?\n" with a value inside int64. Stops at the first line that is anything else
+// (spaces, empty, long numbers, out of range, garbage, a line cut by the end of the chunk) and
+// returns how many bytes it consumed; feed() handles that line the general way and comes back.
 template <class OnValue>
 std::size_t LineFramer::parse_plain_lines(std::string_view bytes, OnValue& on_value) {
-  const char* const begin = bytes.data();
-  const char* const end = begin + bytes.size();
-  const char* line = begin;
-  while (line < end) {
-    const char* p = line;
-    const bool negative = *p == '-';
-    p += negative;
-    const char* const digits = p;
-    std::uint64_t magnitude = 0;
-    while (p < end && static_cast<unsigned char>(*p - '0') < 10) {
-      magnitude = magnitude * 10 + static_cast<unsigned char>(*p - '0');
-      ++p;
-    }
-    const auto count = p - digits;
-    if (p == end || *p != '\n' || count == 0 || count > 18) break;
-    ++counters_.accepted;
-    const auto value = static_cast<std::int64_t>(magnitude);
-    on_value(negative ? -value : value);
-    line = p + 1;
-  }
-  return static_cast<std::size_t>(line - begin);
+  std::uint64_t lines = 0;
+  const char* const stop =
+      integer_lines::parse_plain_lines(bytes.data(), bytes.data() + bytes.size(), on_value, lines);
+  counters_.accepted += lines;
+  return static_cast<std::size_t>(stop - bytes.data());
 }
 
 template <class OnValue>
