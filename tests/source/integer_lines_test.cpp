@@ -229,6 +229,38 @@ TEST_CASE("parse_plain_line agrees with from_chars on random lines", "[framer][i
   }
 }
 
+TEST_CASE("the conversions of the last 16 and 3 digits agree", "[framer][integer_lines]") {
+  std::mt19937_64 rng(16);
+  std::uniform_int_distribution<int> byte(0, 255), digit('0', '9'), often(0, 15);
+  std::uniform_int_distribution<std::size_t> count(0, 16);
+  for (int i = 0; i < 200'000; ++i) {
+    char text[16];
+    for (char& c : text)
+      c = often(rng) == 0 ? static_cast<char>(byte(rng)) : static_cast<char>(digit(rng));
+    const std::size_t n = count(rng);
+    const std::string_view digits(text + 16 - n, n);
+    CAPTURE(visible(digits));
+    std::uint64_t expected = 0;
+    bool expected_ok = true;
+    for (const char c : digits) {
+      expected_ok = expected_ok && c >= '0' && c <= '9';
+      expected = expected * 10 + static_cast<unsigned char>(c - '0');
+    }
+    std::uint64_t swar = 0, chosen = 0;
+    CHECK(il::last_sixteen_digits_swar(text + 16, n, swar) == expected_ok);
+    CHECK(il::last_sixteen_digits(text + 16, n, chosen) == expected_ok);
+    if (expected_ok) {
+      CHECK(swar == expected);
+      CHECK(chosen == expected);
+    }
+    if (n <= 3) {
+      std::uint32_t three = 0;
+      CHECK(il::last_three_digits(text + 16, n, three) == expected_ok);
+      if (expected_ok) CHECK(three == expected);
+    }
+  }
+}
+
 TEST_CASE("the newline masks of a 64-byte block agree", "[framer][integer_lines]") {
   std::mt19937_64 rng(64);
   std::uniform_int_distribution<int> byte(0, 255), often(0, 3);
