@@ -235,12 +235,19 @@ const char* parse_plain_lines(const char* const begin, const char* const end, On
                               std::uint64_t& lines) {
   const char* line = begin;
   std::int64_t value = 0;
+  // Counted in a local: `lines` itself may alias what on_value stores (an int64), which would
+  // make every line wait for the previous line's store.
+  std::uint64_t count = 0;
+  const auto stop = [&] {
+    lines += count;
+    return line;
+  };
   // The first lines byte by byte, until a newline has kLookBehind bytes of the buffer before it.
   while (line < begin + kLookBehind) {
     const char* const next = parse_plain_line_bytewise(line, end, value);
-    if (next == nullptr) return line;
+    if (next == nullptr) return stop();
     on_value(value);
-    ++lines;
+    ++count;
     line = next;
   }
   // 64 bytes at a time: the newlines of a block, then each line that ends at one. A line may
@@ -248,21 +255,21 @@ const char* parse_plain_lines(const char* const begin, const char* const end, On
   for (const char* block = line; end - block >= 64; block += 64) {
     for (std::uint64_t mask = newlines(block); mask != 0; mask &= mask - 1) {
       const char* const newline = block + std::countr_zero(mask);
-      if (!parse_plain_line(line, newline, value)) return line;
+      if (!parse_plain_line(line, newline, value)) return stop();
       on_value(value);
-      ++lines;
+      ++count;
       line = newline + 1;
     }
   }
   // The last lines (less than a block) byte by byte.
   while (line < end) {
     const char* const next = parse_plain_line_bytewise(line, end, value);
-    if (next == nullptr) return line;
+    if (next == nullptr) return stop();
     on_value(value);
-    ++lines;
+    ++count;
     line = next;
   }
-  return line;
+  return stop();
 }
 
 }  // namespace tumbled::source::integer_lines
