@@ -113,11 +113,12 @@ void Daemon::start_pipeline(const config::PipelineConfig& settings) {
   p->start();  // on failure nothing of it runs yet: destroying it is safe
   const auto endpoint = p->listening_on();
   const auto& sink = settings.influx;
-  log_->info("pipeline {}: {}, {} windows of [{}], writing to {} in batches of {} or every {}",
-             settings.name, source_text(settings, endpoint),
-             config::format_duration(settings.window_size), aggregates_text(settings),
-             sink::describe_destination(sink), sink.batch_size,
-             config::format_duration(sink.batch_interval));
+  log_->info(
+      "pipeline {}: {}, {} windows of [{}], writing to {} in batches of {} or every {} (a "
+      "backlog in batches of up to {})",
+      settings.name, source_text(settings, endpoint), config::format_duration(settings.window_size),
+      aggregates_text(settings), sink::describe_destination(sink), sink.batch_size,
+      config::format_duration(sink.batch_interval), sink.max_batch_size);
   running_.push_back({std::move(p), endpoint});
 }
 

@@ -917,7 +917,15 @@ const std::vector<Key<PipelineConfig>>& pipeline_keys() {
              "Compress request bodies (`Content-Encoding: gzip`); `auto` compresses bodies of "
              "8 KiB or more unless the URL's host is loopback (`localhost`, 127.0.0.1, ::1)."),
       key<P>("pipelines[].sink.influxdb.batch_size", integer<std::size_t>(1, 1'000'000),
-             FIELD(influx.batch_size), "Most points sent in one write request."),
+             FIELD(influx.batch_size),
+             "Points per write request of fresh points: sent when this many wait (or "
+             "batch_interval passed)."),
+      key<P>("pipelines[].sink.influxdb.max_batch_size", integer<std::size_t>(1, 1'000'000),
+             FIELD(influx.max_batch_size),
+             "Most points in one write request while more than batch_size wait (a backlog, e.g. "
+             "after an outage): such a batch grows past batch_size only while its body stays "
+             "within 1 MB. >= batch_size; left out: 5000, or batch_size if larger. Equal to "
+             "batch_size: batches never grow."),
       key<P>("pipelines[].sink.influxdb.batch_interval", duration(), FIELD(influx.batch_interval),
              "Longest a point waits for its batch to fill before it is sent."),
       key<P>("pipelines[].sink.influxdb.request_timeout", duration(), FIELD(influx.request_timeout),
@@ -1178,6 +1186,16 @@ Codec<std::vector<PipelineConfig>> pipelines() {
                 ctx.fail(mark("point.measurement"), ip + ".point.measurement",
                          "must not be empty with format: integers (\"\" keeps each input "
                          "line's measurement, which integers have not)");
+              }
+              auto& influx = p.influx;
+              if (!marks.count("pipelines[].sink.influxdb.max_batch_size")) {
+                influx.max_batch_size = std::max(influx.max_batch_size, influx.batch_size);
+              } else if (influx.max_batch_size < influx.batch_size) {
+                ctx.fail(mark("sink.influxdb.max_batch_size"), ip + ".sink.influxdb.max_batch_size",
+                         "max_batch_size (" + std::to_string(influx.max_batch_size) +
+                             ") must not be less than batch_size (" +
+                             std::to_string(influx.batch_size) +
+                             "); equal to it, batches never grow past batch_size");
               }
               const auto& retry = p.influx.retry;
               if (retry.max_backoff < retry.initial_backoff) {

@@ -63,6 +63,9 @@ struct InfluxSinkConfig {
   bool tls_insecure_skip_verify = false;  // https only; no certificate or host name check
   GzipMode gzip = GzipMode::automatic;
   std::size_t batch_size = 100;
+  // While more than batch_size points wait, batches of up to this many (sink::kMaxBatchBytes
+  // bounds their body); >= batch_size. Left out of a config: 5000, or batch_size if larger.
+  std::size_t max_batch_size = 5000;
   Millis batch_interval{1000};
   Millis request_timeout{5000};
   RetryConfig retry;

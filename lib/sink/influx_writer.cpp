@@ -386,8 +386,15 @@ void BatchWriter::report(const SendPlan::Step& step, const PointQueue::Batch& ba
         batch.points, step.failure);
   }
   if (step.log_split_done) {
-    log_->info("the refused batch has been sent in pieces; back to batches of {}",
-               settings_.batch_size);
+    if (settings_.max_batch_size > settings_.batch_size) {
+      log_->info(
+          "the refused batch has been sent in pieces; back to batches of {} (up to {} while "
+          "more wait)",
+          settings_.batch_size, settings_.max_batch_size);
+    } else {
+      log_->info("the refused batch has been sent in pieces; back to batches of {}",
+                 settings_.batch_size);
+    }
   }
 }
 

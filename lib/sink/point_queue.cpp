@@ -45,11 +45,27 @@ std::optional<TimeMs> PointQueue::batch_due_at(std::size_t batch_size,
 PointQueue::Batch PointQueue::front_batch(std::size_t batch_size) const {
   Batch batch;
   batch.points = std::min(batch_size, sendable());
+  std::size_t bytes = 0;
+  for (std::size_t i = 0; i < batch.points; ++i) bytes += points_[i].line.size();
+  batch.body.reserve(bytes);
   for (std::size_t i = 0; i < batch.points; ++i) {
     batch.body += points_[i].line;
     batch.last_seq = points_[i].seq;
   }
   return batch;
+}
+
+std::size_t PointQueue::batch_points(std::size_t at_least, std::size_t at_most,
+                                     std::size_t max_bytes) const {
+  const std::size_t limit = std::min(at_most, sendable());
+  std::size_t points = std::min(at_least, limit);
+  std::size_t bytes = 0;
+  for (std::size_t i = 0; i < points; ++i) bytes += points_[i].line.size();
+  while (points < limit && bytes + points_[points].line.size() <= max_bytes) {
+    bytes += points_[points].line.size();
+    ++points;
+  }
+  return points;
 }
 
 void PointQueue::ack(std::size_t points) {

@@ -4,7 +4,8 @@
 // (checkpointed: mark_durable_through), so a point that InfluxDB has seen can never be replaced
 // after a crash by an older, smaller version of the same window. A batch is due when batch_size
 // durable points wait, or when the oldest durable point has waited batch_interval, or always when
-// flushing. ack(n) removes the n oldest points after InfluxDB accepted them. Pure code.
+// flushing; how many points it takes is SendPlan's decision (batch_points() measures them).
+// ack(n) removes the n oldest points after InfluxDB accepted them. Pure code.
 #pragma once
 
 #include <algorithm>
@@ -48,6 +49,10 @@ class PointQueue {
     std::uint64_t last_seq = 0;
   };
   Batch front_batch(std::size_t batch_size) const;
+  // How many of the oldest sendable points one batch takes: as many as wait, at most `at_most`,
+  // and beyond the first `at_least` only while their lines add up to at most `max_bytes`. The first
+  // `at_least` are never cut, however long their lines.
+  std::size_t batch_points(std::size_t at_least, std::size_t at_most, std::size_t max_bytes) const;
   void ack(std::size_t points);
   // Removes every point with seq <= last_seq: safe even if points were dropped meanwhile.
   void ack_through(std::uint64_t last_seq);

@@ -34,16 +34,19 @@ const char* hint_for(int status, const config::InfluxSinkConfig& settings) {
 
 }  // namespace
 
-SendPlan::SendPlan(const config::InfluxSinkConfig& settings)
-    : settings_(settings), backoff_(settings.retry) {}
+SendPlan::SendPlan(const config::InfluxSinkConfig& settings, std::size_t max_batch_bytes)
+    : settings_(settings), max_batch_bytes_(max_batch_bytes), backoff_(settings.retry) {}
 
 SendPlan::Next SendPlan::next_send(const PointQueue& queue, TimeMs now) const {
   // While a refused batch is being split, its pieces are due at once.
   const std::size_t due_size = flushing_ || split_limit_ > 0 ? 1 : settings_.batch_size;
   const auto due = queue.batch_due_at(due_size, settings_.batch_interval.count());
   if (!due || *due > now) return {0, due};
-  return {split_limit_ > 0 ? std::min(split_limit_, settings_.batch_size) : settings_.batch_size,
-          std::nullopt};
+  if (split_limit_ > 0) return {split_limit_, std::nullopt};
+  // With batch_size or fewer waiting this is all of them, as it always was; beyond that a backlog
+  // drains in batches of up to max_batch_size, within max_batch_bytes.
+  const std::size_t most = std::max(settings_.max_batch_size, settings_.batch_size);
+  return {queue.batch_points(settings_.batch_size, most, max_batch_bytes_), std::nullopt};
 }
 
 bool SendPlan::end_split_if_done(std::uint64_t last_seq) {

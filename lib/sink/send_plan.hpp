@@ -1,7 +1,14 @@
 // SendPlan: every decision of the InfluxDB writer, apart from the I/O that carries them out.
 //
 // BatchWriter (influx_writer.hpp) asks next_send() what to send and when, writes the batch, and
-// reports the outcome to on_write(); the Step it gets back says what to do with the batch:
+// reports the outcome to on_write(); the Step it gets back says what to do with the batch.
+// A batch is due when batch_size points wait or the oldest has waited batch_interval. While more
+// than batch_size points wait (a backlog, e.g. after an outage) it takes up to max_batch_size of
+// them, growing past batch_size only while its body stays within max_batch_bytes (kMaxBatchBytes
+// by default): InfluxDB takes several times more points per second in large batches, and fresh
+// points, which never wait behind a backlog, still go out at batch_size or batch_interval. A
+// max_batch_size below batch_size (the config refuses it) counts as batch_size.
+// The outcomes:
 //   ack          InfluxDB took it: remove its points from the queue.
 //   split        refused with 400 or 413 (retry_policy.hpp): send it again at once in halves;
 //                next_send() hands out pieces of half the size until the refused points stand
@@ -38,6 +45,12 @@
 #include "sink/retry_policy.hpp"
 
 namespace tumbled::sink {
+
+// A batch grows past batch_size only while its line protocol stays within this many bytes, well
+// under InfluxDB's default max-body-size (25 MB) and a reverse proxy's usual 1 MiB; batches of
+// batch_size points or fewer are never cut. (The reference of sink.influxdb.max_batch_size in
+// config.cpp says "1 MB".)
+inline constexpr std::size_t kMaxBatchBytes = 1'000'000;
 
 // How one write ended (InfluxClient::write).
 struct WriteResult {
@@ -92,10 +105,13 @@ class SendPlan {
 
   // `settings` must outlive the plan, which reads it at each call (as the writer's client does);
   // only the backoff schedule (Backoff) is copied here.
-  explicit SendPlan(const config::InfluxSinkConfig& settings);
+  explicit SendPlan(const config::InfluxSinkConfig& settings,
+                    std::size_t max_batch_bytes = kMaxBatchBytes);
 
-  // Whether a batch is due at `now`, and how large it may be: batch_size, or the piece size while
-  // a refused batch is split. While splitting or flushing, one sendable point is due at once.
+  // Whether a batch is due at `now`, and how large it may be: up to batch_size points, up to
+  // max_batch_size while more than batch_size wait (within max_batch_bytes), or the piece size
+  // while a refused batch is split. While splitting or flushing, one sendable point is due at
+  // once.
   Next next_send(const PointQueue& queue, TimeMs now) const;
   // From now on every sendable point is due at once (shutdown).
   void flush_all() { flushing_ = true; }
@@ -118,6 +134,7 @@ class SendPlan {
   bool end_split_if_done(std::uint64_t last_seq);
 
   const config::InfluxSinkConfig& settings_;
+  std::size_t max_batch_bytes_;
   Backoff backoff_;
   bool flushing_ = false;
   std::size_t split_limit_ = 0;          // > 0 while a refused batch is sent in pieces of this size

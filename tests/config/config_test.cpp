@@ -120,11 +120,29 @@ TEST_CASE("a minimal config takes every default from the header", "[config]") {
   CHECK(p.influx.username.empty());
   CHECK(p.influx.password.empty());
   CHECK(p.influx.batch_size == 100);
+  CHECK(p.influx.max_batch_size == 5'000);
   CHECK(p.influx.batch_interval == 1s);
   CHECK(p.influx.request_timeout == 5s);
   CHECK(p.influx.retry.initial_backoff == 100ms);
   CHECK(p.influx.retry.max_backoff == 30s);
   CHECK(p.influx.retry.max_retries == -1);
+}
+
+TEST_CASE("max_batch_size: 5000 or batch_size if left out, as written otherwise", "[config]") {
+  const auto [sink, batch_size, max_batch_size] =
+      GENERATE(table<std::string, std::size_t, std::size_t>({
+          {"{}", 100, 5'000},
+          {"{batch_size: 500}", 500, 5'000},
+          {"{batch_size: 5000}", 5'000, 5'000},
+          {"{batch_size: 20000}", 20'000, 20'000},  // never below batch_size
+          {"{max_batch_size: 100}", 100, 100},      // batches never grow
+          {"{batch_size: 10, max_batch_size: 200000}", 10, 200'000},
+      }));
+  CAPTURE(sink);
+  const Config c =
+      parse_text("pipelines:\n  - name: a\n    sink: {influxdb: " + sink + "}\n", env_of({}));
+  CHECK(c.pipelines.at(0).influx.batch_size == batch_size);
+  CHECK(c.pipelines.at(0).influx.max_batch_size == max_batch_size);
 }
 
 TEST_CASE("empty intermediate mappings are accepted", "[config]") {
@@ -158,6 +176,7 @@ TEST_CASE("the full example parses to the expected structs", "[config]") {
   CHECK(p.influx.username == "writer");
   CHECK(p.influx.password == "s3cret");
   CHECK(p.influx.batch_size == 500);
+  CHECK(p.influx.max_batch_size == 5'000);
   CHECK(p.influx.batch_interval == 250ms);
   CHECK(p.influx.request_timeout == 3s);
   CHECK(p.influx.retry.initial_backoff == 200ms);
@@ -287,6 +306,17 @@ TEST_CASE("errors name the file, the 1-based line and the key path", "[config]")
        "pipelines[0].sink.influxdb.batch_size", "out of range"},
       {kOne + "    sink: {influxdb: {batch_size: 99999999999999999999}}\n", 3,
        "pipelines[0].sink.influxdb.batch_size", "out of range"},
+      {kOne + "    sink: {influxdb: {max_batch_size: 0}}\n", 3,
+       "pipelines[0].sink.influxdb.max_batch_size", "out of range: 0 (expected 1..1000000)"},
+      {kOne + "    sink: {influxdb: {max_batch_size: 1000001}}\n", 3,
+       "pipelines[0].sink.influxdb.max_batch_size", "out of range"},
+      {kOne + "    sink: {influxdb: {max_batch_size: 99}}\n", 3,
+       "pipelines[0].sink.influxdb.max_batch_size",
+       "max_batch_size (99) must not be less than batch_size (100)"},
+      {kOne + "    sink:\n      influxdb:\n        batch_size: 500\n        max_batch_size: 400\n",
+       6, "pipelines[0].sink.influxdb.max_batch_size",
+       "max_batch_size (400) must not be less than batch_size (500); equal to it, batches never "
+       "grow past batch_size"},
       {kOne + "    sink: {influxdb: {retry: {max_retries: -2}}}\n", 3,
        "pipelines[0].sink.influxdb.retry.max_retries", "out of range: -2 (expected >= -1)"},
       {kOne + "    source: {tcp: {max_line_bytes: 0}}\n", 3,
@@ -745,6 +775,7 @@ TEST_CASE("config_reference documents every key once", "[config]") {
       {"pipelines[].sink.influxdb.tls.insecure_skip_verify", "true or false", "`false`"},
       {"pipelines[].sink.influxdb.gzip", "true, false or auto", "`auto`"},
       {"pipelines[].sink.influxdb.batch_size", "integer 1..1000000", "`100`"},
+      {"pipelines[].sink.influxdb.max_batch_size", "integer 1..1000000", "`5000`"},
       {"pipelines[].sink.influxdb.batch_interval", "duration > 0", "`1s`"},
       {"pipelines[].sink.influxdb.request_timeout", "duration > 0", "`5s`"},
       {"pipelines[].sink.influxdb.retry.initial_backoff", "duration > 0", "`100ms`"},
@@ -758,7 +789,7 @@ TEST_CASE("config_reference documents every key once", "[config]") {
   CHECK(at != std::string::npos);
   CHECK(ref.find("| `" + key + "` |", at + 1) == std::string::npos);
   // 2 header lines + one line per key: nothing undocumented sneaks in.
-  CHECK(std::count(ref.begin(), ref.end(), '\n') == 2 + 57);
+  CHECK(std::count(ref.begin(), ref.end(), '\n') == 2 + 58);
 }
 
 TEST_CASE("load_file reads a file and reports unreadable ones", "[config]") {

@@ -293,6 +293,9 @@ struct Harness {
     tumbled::config::InfluxSinkConfig s;
     s.database = "telemetry";
     s.batch_size = 2;
+    // Below any batch_size, which the plan then takes instead: batches of batch_size, even with a
+    // backlog, unless a test sets a larger max_batch_size.
+    s.max_batch_size = 1;
     s.batch_interval = 60s;  // with the fake clock standing still, only size or flushing sends
     s.request_timeout = 2s;
     s.retry.initial_backoff = 20ms;
@@ -459,6 +462,28 @@ TEST_CASE("BatchWriter sends a batch as soon as batch_size points are durable", 
   CHECK(h.bodies() == std::vector<std::string>{lines(1, 3), lines(4, 6), lines(7, 9)});
   CHECK(h.queue.size() == 1);
   check_counters(h.writer->counters(), 3, 9, 0, 0, 0);
+  h.finish();
+}
+
+TEST_CASE("BatchWriter sends a backlog in batches of up to max_batch_size", "[writer]") {
+  Harness h;
+  h.settings.batch_size = 3;
+  h.settings.max_batch_size = 5;
+  h.start();
+
+  // Twelve at once: more than batch_size wait, so batches of max_batch_size; the last two wait
+  // for a third.
+  h.push_durable(12);
+  REQUIRE(h.wait_requests(2));
+  h.run_for(200ms);
+  CHECK(h.bodies() == std::vector<std::string>{lines(1, 5), lines(6, 10)});
+  CHECK(h.queue.size() == 2);
+  h.push_durable(1);
+  REQUIRE(h.wait_requests(3));
+  CHECK(h.requests()[2].body == lines(11, 13));
+  REQUIRE(h.run_until([&] { return h.queue.empty(); }));
+  for (const auto& request : h.requests()) CHECK(request.connection == 0);
+  check_counters(h.writer->counters(), 3, 13, 0, 0, 0);
   h.finish();
 }
 

@@ -142,6 +142,45 @@ TEST_CASE("PointQueue::front_batch concatenates the oldest sendable points", "[q
   CHECK(queue.front_batch(batch_size).body == body);
 }
 
+TEST_CASE("PointQueue::batch_points: at_least always, more only within max_bytes", "[queue]") {
+  // Lines of 2, 4, 6, 8 and 10 bytes (seq 1..5); the 6th is not durable.
+  PointQueue queue;
+  for (std::size_t bytes = 2; bytes <= 12; bytes += 2) {
+    queue.push(std::string(bytes - 1, 'x') + "\n", 1'000);
+  }
+  queue.mark_durable_through(5);
+  const auto [at_least, at_most, max_bytes, points] =
+      GENERATE(table<std::size_t, std::size_t, std::size_t, std::size_t>({
+          {1, 1, 1'000, 1},    // at_most
+          {1, 3, 1'000, 3},    // at_most
+          {1, 100, 1'000, 5},  // every sendable point, not the 6th
+          {1, 100, 12, 3},     // 2 + 4 + 6 = 12 bytes fit
+          {1, 100, 11, 2},     // 2 + 4 fit, the third would make 12
+          {1, 100, 0, 1},      // at_least is never cut
+          {4, 100, 0, 4},      // ... however long the lines
+          {4, 2, 0, 2},        // but at_most still bounds it
+          {2, 100, 20, 4},     // 2 + 4, then 6 and 8 make 20
+          {9, 100, 0, 5},      // no more than wait
+          {0, 100, 0, 0},
+      }));
+  CAPTURE(at_least, at_most, max_bytes);
+  CHECK(queue.batch_points(at_least, at_most, max_bytes) == points);
+  std::size_t body = 0;
+  for (std::size_t i = 0; i < points; ++i) body += queue.points()[i].line.size();
+  CHECK(queue.front_batch(points).body.size() == body);
+}
+
+TEST_CASE("PointQueue::batch_points stops at a large point rather than skipping it", "[queue]") {
+  PointQueue queue;
+  queue.push("a\n", 0);
+  queue.push(std::string(99, 'b') + "\n", 0);
+  queue.push("c\n", 0);
+  queue.mark_durable_through(3);
+  CHECK(queue.batch_points(1, 10, 50) == 1);
+  CHECK(queue.batch_points(2, 10, 50) == 2);
+  CHECK(queue.batch_points(2, 10, 104) == 3);
+}
+
 TEST_CASE("PointQueue::ack removes points from the front", "[queue]") {
   PointQueue queue = four_points();
   queue.mark_durable_through(3);

@@ -33,10 +33,12 @@ using Settings = tumbled::config::InfluxSinkConfig;
 
 constexpr TimeMs kStart = 1'000'000;
 
+// max_batch_size is batch_size here: batches never grow, unless a test says otherwise.
 Settings settings(std::size_t batch_size, std::int64_t initial_ms = 100,
                   std::int64_t max_ms = 1'000, std::int64_t max_retries = -1) {
   Settings s;
   s.batch_size = batch_size;
+  s.max_batch_size = batch_size;
   s.batch_interval = milliseconds(1'000);
   s.retry.initial_backoff = milliseconds(initial_ms);
   s.retry.max_backoff = milliseconds(max_ms);
@@ -114,10 +116,11 @@ struct Sim {
   std::vector<milliseconds> pauses;
   std::vector<SendPlan::Step> steps;  // the last step of every attempt
 
-  explicit Sim(Settings s) : config(std::move(s)), plan(config) {}
+  explicit Sim(Settings s, std::size_t max_batch_bytes = tumbled::sink::kMaxBatchBytes)
+      : config(std::move(s)), plan(config, max_batch_bytes) {}
 
-  void push_durable(std::size_t n) {
-    for (std::size_t i = 0; i < n; ++i) queue.push("p\n", now);
+  void push_durable(std::size_t n, const std::string& line = "p\n") {
+    for (std::size_t i = 0; i < n; ++i) queue.push(line, now);
     queue.mark_durable_through(queue.next_seq() - 1);
   }
 
@@ -164,19 +167,24 @@ using Strings = std::vector<std::string>;
 TEST_CASE("SendPlan::next_send: a full batch at once, a partial one after batch_interval",
           "[send_plan]") {
   // Four durable points: queued at kStart, kStart + 100, kStart + 200, kStart + 300.
-  const auto [batch_size, durable, now, limit, due_at] =
-      GENERATE(table<std::size_t, std::uint64_t, TimeMs, std::size_t, std::optional<TimeMs>>({
-          {4, 4, kStart, 4, std::nullopt},          // batch_size waiting: due at once
-          {2, 4, kStart, 2, std::nullopt},          // more than a batch: at most batch_size
-          {8, 4, kStart, 0, kStart + 1'000},        // partial: the oldest waits an interval
-          {8, 4, kStart + 999, 0, kStart + 1'000},  // ... not a millisecond less
-          {8, 4, kStart + 1'000, 8, std::nullopt},  // then it is due; the queue sends 4
-          {8, 0, kStart + 5'000, 0, std::nullopt},  // nothing durable: nothing is ever due
-          {4, 3, kStart + 5'000, 4, std::nullopt},  // overdue, 3 durable
-          {3, 2, kStart, 0, kStart + 1'000},        // only durable points count
+  const auto [batch_size, max_batch_size, durable, now, limit, due_at] = GENERATE(
+      table<std::size_t, std::size_t, std::uint64_t, TimeMs, std::size_t, std::optional<TimeMs>>({
+          {4, 4, 4, kStart, 4, std::nullopt},              // batch_size waiting: due at once
+          {4, 5'000, 4, kStart, 4, std::nullopt},          // ... all of them, no more
+          {2, 2, 4, kStart, 2, std::nullopt},              // more than a batch: at most batch_size
+          {2, 3, 4, kStart, 3, std::nullopt},              // ... or max_batch_size, if larger
+          {2, 5'000, 4, kStart, 4, std::nullopt},          // ... every point that waits
+          {8, 5'000, 4, kStart, 0, kStart + 1'000},        // partial: the oldest waits an interval
+          {8, 5'000, 4, kStart + 999, 0, kStart + 1'000},  // ... not a millisecond less
+          {8, 5'000, 4, kStart + 1'000, 4, std::nullopt},  // then it is due, all 4 of them
+          {8, 5'000, 0, kStart + 5'000, 0, std::nullopt},  // nothing durable: nothing is ever due
+          {4, 4, 3, kStart + 5'000, 3, std::nullopt},      // overdue, 3 durable
+          {3, 5'000, 2, kStart, 0, kStart + 1'000},        // only durable points count
+          {1, 5'000, 3, kStart, 3, std::nullopt},          // not the 4th: it is not durable
       }));
-  CAPTURE(batch_size, durable, now);
-  const Settings s = settings(batch_size);
+  CAPTURE(batch_size, max_batch_size, durable, now);
+  Settings s = settings(batch_size);
+  s.max_batch_size = max_batch_size;
   SendPlan plan(s);
   PointQueue queue;
   for (TimeMs at = kStart; at < kStart + 400; at += 100) queue.push("p\n", at);
@@ -198,13 +206,130 @@ TEST_CASE("SendPlan::flush_all makes every sendable point due at once", "[send_p
   CHECK(plan.next_send(queue, kStart).due_at == kStart + 1'000);
   plan.flush_all();
   const SendPlan::Next next = plan.next_send(queue, kStart);
-  CHECK(next.limit == 4);  // batches stay full-sized; just no waiting
+  CHECK(next.limit == 1);  // no waiting for a full batch
   CHECK_FALSE(next.due_at);
   CHECK(queue.front_batch(next.limit).points == 1);
 
   queue.ack(1);
   CHECK(plan.next_send(queue, kStart).limit == 0);  // the other point is still not durable
   CHECK_FALSE(plan.next_send(queue, kStart).due_at);
+}
+
+// ---- Draining a backlog in larger batches ------------------------------------------------------
+
+TEST_CASE("SendPlan drains a backlog in batches of up to max_batch_size, fresh points as before",
+          "[send_plan]") {
+  Settings s = settings(100);
+  s.max_batch_size = 5'000;
+  Sim sim(s);
+  sim.push_durable(12'000);
+  sim.run();
+  CHECK(sim.sent == Strings{"1-5000", "5001-10000", "10001-12000"});
+  CHECK(sim.queue.empty());
+  check_counters(sim.plan.counters(), 3, 12'000, 0, 0, 0, 0);
+
+  // batch_size or fewer waiting: a batch when batch_size wait or after batch_interval, as always.
+  sim.push_durable(99);
+  CHECK(sim.plan.next_send(sim.queue, sim.now).limit == 0);
+  sim.push_durable(1);
+  sim.run();
+  CHECK(sim.sent.back() == "12001-12100");
+  sim.push_durable(30);
+  sim.run();
+  CHECK(sim.sent.size() == 4);
+  CHECK(sim.plan.next_send(sim.queue, sim.now).due_at == sim.now + 1'000);
+  sim.now += 1'000;
+  sim.run();
+  CHECK(sim.sent.back() == "12101-12130");
+  // A few more than batch_size (they piled up during a write): one batch of them all.
+  sim.push_durable(150);
+  sim.run();
+  CHECK(sim.sent.back() == "12131-12280");
+  check_counters(sim.plan.counters(), 6, 12'280, 0, 0, 0, 0);
+}
+
+TEST_CASE("SendPlan retries a failed batch as part of a larger one once more points wait",
+          "[send_plan]") {
+  Settings s = settings(100, 100, 100);
+  s.max_batch_size = 1'000;
+  Sim sim(s);
+  int answers = 0;
+  sim.influx = [&](std::uint64_t, std::uint64_t) {
+    return ++answers <= 2 ? answer(503) : answer(204);
+  };
+  sim.push_durable(100);
+  sim.run(1);               // InfluxDB is away
+  sim.push_durable(2'400);  // and points keep coming
+  sim.run();
+  // In order, nothing twice once acknowledged, the backlog in batches of max_batch_size.
+  CHECK(sim.sent == Strings{"1-100", "1-1000", "1-1000", "1001-2000", "2001-2500"});
+  CHECK(sim.pauses == std::vector<milliseconds>{milliseconds(50), milliseconds(50)});
+  CHECK(sim.steps[2].recovered_after == 2);
+  CHECK(sim.queue.empty());
+  check_counters(sim.plan.counters(), 3, 2'500, 2, 0, 0, 0);
+}
+
+TEST_CASE("SendPlan grows a batch past batch_size only while its body fits max_batch_bytes",
+          "[send_plan]") {
+  const auto [batch_size, max_batch_size, max_bytes, line_bytes, points, sent] =
+      GENERATE(table<std::size_t, std::size_t, std::size_t, std::size_t, std::size_t, Strings>({
+          {2, 1'000, 45, 10, 10, {"1-4", "5-8", "9-10"}},  // 4 lines are 40 bytes, 5 would be 50
+          {2, 1'000, 40, 10, 10, {"1-4", "5-8", "9-10"}},  // the bound itself is allowed
+          {2, 1'000, 39, 10, 10, {"1-3", "4-6", "7-9"}},   // one byte less: 3 (the 10th waits)
+          {2, 3, 45, 10, 10, {"1-3", "4-6", "7-9"}},       // max_batch_size still counts
+          {2, 1'000, 1'000'000, 10, 10, {"1-10"}},         // the default bound: all of them
+          // Points larger than the bound: batches of batch_size, never cut below it.
+          {3, 1'000, 45, 50, 7, {"1-3", "4-6"}},
+          {1, 1'000, 45, 50, 3, {"1", "2", "3"}},
+      }));
+  CAPTURE(batch_size, max_batch_size, max_bytes, line_bytes, points);
+  Settings s = settings(batch_size);
+  s.max_batch_size = max_batch_size;
+  Sim sim(s, max_bytes);
+  sim.push_durable(points, std::string(line_bytes - 1, 'x') + "\n");
+  sim.run();
+  CHECK(sim.sent == sent);
+}
+
+TEST_CASE("SendPlan splits a refused large batch as any other, then sends large batches again",
+          "[send_plan]") {
+  Settings s = settings(4, 10'000, 10'000);
+  s.max_batch_size = 16;
+  Sim sim(s);
+
+  SECTION("400: the refused point is isolated") {
+    sim.influx = [](std::uint64_t first, std::uint64_t last) {
+      return first <= 11 && 11 <= last ? answer(400, "field type conflict") : answer(204);
+    };
+    sim.push_durable(16);
+    sim.run();
+    // 16 -> 8 + 8, the refused 8 -> 4 + 4 ..., then single points to the refused batch's end.
+    CHECK(sim.sent == Strings{"1-16", "1-8", "9-16", "9-12", "9-10", "11-12", "11", "12", "13",
+                              "14", "15", "16"});
+    CHECK(sim.dead == Strings{"11"});
+    check_counters(sim.plan.counters(), 7, 15, 5, 1, 1, 4);
+  }
+  SECTION("413: halved until the pieces fit") {
+    sim.influx = [](std::uint64_t first, std::uint64_t last) {
+      return last - first + 1 > 6 ? answer(413) : answer(204);
+    };
+    sim.push_durable(16);
+    sim.run();
+    CHECK(sim.sent == Strings{"1-16", "1-8", "1-4", "5-8", "9-12", "13-16"});
+    CHECK(sim.dead.empty());
+    check_counters(sim.plan.counters(), 4, 16, 2, 0, 0, 2);
+    sim.influx = [](std::uint64_t, std::uint64_t) { return answer(204); };
+  }
+  CHECK(sim.pauses.empty());
+  CHECK(sim.queue.empty());
+  CHECK(sim.count(&SendPlan::Step::log_split_started) == 1);
+  CHECK(sim.count(&SendPlan::Step::log_split_done) == 1);
+
+  // The split is over: a backlog goes in batches of max_batch_size again.
+  sim.push_durable(20);
+  sim.run();
+  CHECK(sim.sent.back() == "33-36");
+  CHECK(sim.sent[sim.sent.size() - 2] == "17-32");
 }
 
 // ---- Success -----------------------------------------------------------------------------------
