@@ -44,7 +44,8 @@ void Daemon::write_config() const {
         << "    sink:\n      influxdb:\n"
         << "        url: http://127.0.0.1:" << p.influx_port << "\n"
         << "        database: " << p.database << "\n"
-        << "        batch_size: 50\n"
+        << "        batch_size: " << p.batch_size << "\n"
+        << (p.max_batch_size.empty() ? "" : "        max_batch_size: " + p.max_batch_size + "\n")
         << "        batch_interval: " << p.batch_interval << "\n"
         << "        request_timeout: " << p.request_timeout << "\n"
         << "        retry: {initial_backoff: 50ms, max_backoff: " << p.max_backoff << "}\n";

@@ -25,6 +25,8 @@ struct PipelineSpec {
   std::string batch_interval = "100ms";
   std::string request_timeout = "500ms";
   std::string max_backoff = "300ms";
+  std::size_t batch_size = 50;
+  std::string max_batch_size;  // sink.influxdb.max_batch_size; "" = the daemon's default
   std::size_t max_line_bytes = 64;
   std::size_t max_connections = 64;
   std::string idle_timeout = "5m";  // source.tcp.idle_timeout
