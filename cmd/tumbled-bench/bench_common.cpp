@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -52,6 +53,19 @@ std::string fmt(const char* format, ...) {
   std::vsnprintf(text, sizeof text, format, args);
   va_end(args);
   return text;
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 == 1 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+std::string median_and_range(const std::vector<double>& v, int decimals) {
+  if (v.empty()) return "failed";
+  if (v.size() == 1) return fmt("%.*f", decimals, v[0]);
+  const auto [low, high] = std::minmax_element(v.begin(), v.end());
+  return fmt("%.*f (%.*f - %.*f)", decimals, median(v), decimals, *low, decimals, *high);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -265,6 +279,8 @@ Tumbled::Tumbled(TumbledSpec spec, const std::filesystem::path& dir)
           << "        url: http://127.0.0.1:" << spec_.influx_port << "\n"
           << "        database: " << spec_.database << "\n";
       if (!spec_.batch_size.empty()) out << "        batch_size: " << spec_.batch_size << "\n";
+      if (!spec_.max_batch_size.empty())
+        out << "        max_batch_size: " << spec_.max_batch_size << "\n";
       if (!spec_.batch_interval.empty())
         out << "        batch_interval: " << spec_.batch_interval << "\n";
       if (!spec_.max_backoff.empty())
@@ -590,18 +606,6 @@ void print_result_rows() {
   std::cout << "\n| Benchmark | Metric | Value | Note |\n|---|---|---|---|\n";
   for (const auto& r : rows) std::cout << r << "\n";
   std::cout.flush();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 == 1 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-}
-
-std::string median_and_range(const std::vector<double>& v) {
-  if (v.empty()) return "failed";
-  if (v.size() == 1) return fmt("%.0f", v[0]);
-  const auto [low, high] = std::minmax_element(v.begin(), v.end());
-  return fmt("%.0f (%.0f - %.0f)", median(v), *low, *high);
 }
 
 }  // namespace tumbled::bench

@@ -82,6 +82,7 @@ struct TumbledSpec {
   std::string window = "1s";
   std::string aggregates = "[sum, count]";
   std::string batch_size;           // "" = default (100)
+  std::string max_batch_size;       // "" = default (5000, or batch_size if larger)
   std::string batch_interval;       // "" = default (1s)
   std::string max_backoff;          // "" = default (30s)
   std::string checkpoint_interval;  // "" = default (1s)
@@ -215,9 +216,10 @@ void print_result_rows();
 
 std::string fmt(const char* format, ...) __attribute__((format(printf, 1, 2)));
 
+// The median of the runs' figures.
 double median(std::vector<double> v);
-// "1234567 (1200000 - 1300000)": the median and range of the runs' figures (one run: its figure
-// alone; none: "failed").
-std::string median_and_range(const std::vector<double>& v);
+// "1234567 (1200000 - 1300000)": the median and range of the runs' figures, with `decimals`
+// digits after the point (one run: its figure alone; none: "failed").
+std::string median_and_range(const std::vector<double>& v, int decimals = 0);
 
 }  // namespace tumbled::bench

@@ -31,8 +31,11 @@ constexpr std::string_view kUsage = R"(Usage: tumbled-bench COMMAND [--option va
               only send the payload to a tumbled already listening on 127.0.0.1:P.
   latency     [--tumbled PATH] [--window-ms W] [--batch-interval D] [--seconds S] [--poll-ms P]
               window end -> point readable in InfluxDB, p50/p99.
-  replay      [--tumbled PATH] [--points N] [--batch-size B] [--rounds R] [--perf perf.data]
-              drain a backlog of N points from the state store vs. a plain bulk writer.
+  replay      [--tumbled PATH] [--points N] [--batch-size B] [--max-batch-size M]
+              [--plain-batch P] [--runs R] [--perf perf.data]
+              drain a backlog of N (1000000) points from the state store vs. a plain bulk writer
+              posting P-point (5000) bodies; tumbled with batch_size B and max_batch_size M
+              (its defaults unless given); median and range of R (3) runs.
   checkpoint  [--backlogs 0,10000,1000000] [--rounds R]
               CheckpointStore::save() cost for one new point with backlogs of each size.
   footprint   [--tumbled PATH] [--idle-seconds S] [--ingest-seconds S] [--outage-seconds S]

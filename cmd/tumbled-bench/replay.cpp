@@ -2,12 +2,18 @@
 // are written as unsent points into a state store (store::CheckpointStore, as the daemon would
 // after an outage); tumbled is started on it with InfluxDB up, and the time until InfluxDB holds
 // every point gives points/s. In the same run a plain bulk writer posts the same line protocol in
-// the same batch size over one keep-alive connection to the same influxd (other databases). After
-// an untimed warm-up pass, plain writer and tumbled alternate (--rounds, 2 by default).
+// bodies of --plain-batch points (5000) over one keep-alive connection to the same influxd (other
+// databases), one request at a time; tumbled runs with its own batch_size and max_batch_size
+// unless --batch-size or --max-batch-size say otherwise. After an untimed warm-up pass, plain
+// writer and tumbled alternate (--runs, 3 by default); the median and range of the runs are
+// reported, with tumbled / plain for each run.
+#include <algorithm>
 #include <deque>
 #include <iostream>
 #include <random>
+#include <stdexcept>
 #include <thread>
+#include <tuple>
 
 #include "bench_common.hpp"
 #include "sink/line_protocol.hpp"
@@ -28,11 +34,16 @@ std::uint64_t count_points(KeepAliveHttp& http, const std::string& db, const std
 int run_replay(const Options& options) {
   const auto binary = options.get("tumbled", TUMBLED_DEFAULT_BINARY);
   const auto points = static_cast<std::size_t>(options.get_int("points", 1'000'000));
-  const auto batch_size = static_cast<std::size_t>(options.get_int("batch-size", 100));
+  const auto batch_size = options.get("batch-size", "");          // "" = tumbled's default
+  const auto max_batch_size = options.get("max-batch-size", "");  // "" = tumbled's default
+  const auto plain_batch = static_cast<std::size_t>(options.get_int("plain-batch", 5'000));
   const auto poll_ms = options.get_int("poll-ms", 20);
-  const int rounds = static_cast<int>(options.get_int("rounds", 2));
+  const int rounds = static_cast<int>(options.get_int("runs", 3));
   const auto perf_output = options.get("perf", "");  // profile tumbled's first replay
   options.check_all_used();
+  if (points < 1 || plain_batch < 1 || rounds < 1) {
+    throw std::invalid_argument("--points, --plain-batch and --runs must be >= 1");
+  }
 
   // The backlog: points of 10 ms windows ending in the past, as tumbled would encode them.
   std::deque<sink::QueuedPoint> backlog;
@@ -69,12 +80,12 @@ int run_replay(const Options& options) {
                      seconds_since(t0));
   }
 
-  // Plain bulk writer: same bodies, same batch size, one keep-alive connection, one request at a
-  // time, as tumbled sends.
+  // Plain bulk writer: the same line protocol in bodies of plain_batch points, one keep-alive
+  // connection, one request at a time, as tumbled sends.
   std::vector<std::string> bodies;
-  for (std::size_t i = 0; i < points; i += batch_size) {
+  for (std::size_t i = 0; i < points; i += plain_batch) {
     std::string body;
-    for (std::size_t j = i; j < std::min(points, i + batch_size); ++j) body += backlog[j].line;
+    for (std::size_t j = i; j < std::min(points, i + plain_batch); ++j) body += backlog[j].line;
     bodies.push_back(std::move(body));
   }
   backlog.clear();
@@ -111,7 +122,9 @@ int run_replay(const Options& options) {
     spec.binary = binary;
     spec.influx_port = influx.port();
     spec.database = db;
-    spec.batch_size = std::to_string(batch_size);
+    spec.batch_size = batch_size;
+    spec.max_batch_size = max_batch_size;
+    spec.metrics = true;
     Tumbled daemon(spec, dir);
     const auto ready = Clock::now();  // listening: the store is loaded and the replay under way
     PerfRecorder perf(db.ends_with("_1") ? perf_output : "", daemon.pid(), dir);
@@ -127,47 +140,59 @@ int run_replay(const Options& options) {
     const auto cpu = sample_proc(daemon.pid()).cpu_seconds;
     perf.stop();
     const auto n = count_points(http, db, "");
+    // Write requests acknowledged by then: the last one may be acknowledged a little after its
+    // points became readable.
+    double requests = 0;
+    test::wait_until(
+        [&] {
+          const auto m = scrape_metrics(daemon.metrics_port());
+          requests = pipeline_metric(m, "tumbled_batches_sent_total");
+          return pipeline_metric(m, "tumbled_points_written_total") >= double(points);
+        },
+        milliseconds(10'000), milliseconds(10));
     const int code = daemon.stop();
     complete = complete && n == points && code == 0;
     std::cout << fmt(
         "tumbled into %s: started and loaded the store in %.2f s, then sent %zu points in %.2f "
-        "s: %.0f points/s (%.0f counting start-up); %llu points in InfluxDB; tumbled used %.2f s "
-        "CPU; exit %d\n",
+        "s: %.0f points/s (%.0f counting start-up) in %.0f requests (%.0f points each); %llu "
+        "points in InfluxDB; tumbled used %.2f s CPU; exit %d\n",
         db.c_str(), startup, points, seconds, double(points) / seconds,
-        double(points) / (seconds + startup), static_cast<unsigned long long>(n), cpu, code);
-    return std::pair{seconds, startup};
+        double(points) / (seconds + startup), requests, double(points) / std::max(requests, 1.0),
+        static_cast<unsigned long long>(n), cpu, code);
+    return std::tuple{seconds, startup, requests};
   };
 
   // influxd is slower on its first writes: one untimed pass into a database of its own, then
   // plain and tumbled alternate, each run into a fresh database of the same influxd.
   plain("replay_warmup");
-  std::vector<double> plain_rates, daemon_rates;
-  double startup = 0;
+  std::vector<double> plain_rates, daemon_rates, ratios;
+  double startup = 0, requests = 0;
   for (int r = 0; r < rounds; ++r) {
+    std::cout << fmt("-- run %d of %d\n", r + 1, rounds);
     plain_rates.push_back(double(points) / plain("replay_plain_" + std::to_string(r + 1)));
-    const auto [seconds, start] = replay("replay_daemon_" + std::to_string(r + 1), dirs[r]->path());
+    const auto [seconds, start, sent] =
+        replay("replay_daemon_" + std::to_string(r + 1), dirs[r]->path());
     daemon_rates.push_back(double(points) / seconds);
+    ratios.push_back(daemon_rates.back() / plain_rates.back());
     startup = std::max(startup, start);
+    requests = std::max(requests, sent);
   }
-  const auto mean = [](const std::vector<double>& v) {
-    double total = 0;
-    for (double x : v) total += x;
-    return total / double(v.size());
-  };
-  const auto list = [](const std::vector<double>& v) {
-    std::string text;
-    for (double x : v) text += (text.empty() ? "" : ", ") + fmt("%.0f", x);
-    return text;
-  };
-  const std::string label = fmt("replay %zu points, batch %zu", points, batch_size);
-  result_row(label, "tumbled points/s", fmt("%.0f", mean(daemon_rates)),
-             fmt("mean of %d runs (%s), from listening (start-up + store load <= %.2f s before)",
-                 rounds, list(daemon_rates).c_str(), startup));
-  result_row(
-      label, "plain bulk writer points/s", fmt("%.0f", mean(plain_rates)),
-      fmt("mean of %d runs (%s), one keep-alive connection", rounds, list(plain_rates).c_str()));
-  result_row(label, "tumbled / plain", fmt("%.2f", mean(daemon_rates) / mean(plain_rates)),
-             complete ? "all points in InfluxDB" : "POINTS MISSING");
+  const std::string tumbled_batches =
+      (batch_size.empty() ? std::string("default") : batch_size) + "/" +
+      (max_batch_size.empty() ? std::string("default") : max_batch_size);
+  const std::string label =
+      fmt("replay %zu points, tumbled batch_size/max_batch_size %s, plain %zu-point bodies", points,
+          tumbled_batches.c_str(), plain_batch);
+  const std::string of_runs = fmt("median (range) of %d runs", rounds);
+  result_row(label, "tumbled points/s", median_and_range(daemon_rates),
+             fmt("%s, from listening (start-up + store load <= %.2f s before); at most %.0f "
+                 "write requests a run",
+                 of_runs.c_str(), startup, requests));
+  result_row(label, "plain bulk writer points/s", median_and_range(plain_rates),
+             of_runs + ", one keep-alive connection");
+  result_row(label, "tumbled / plain", median_and_range(ratios, 2),
+             of_runs + " of each run's ratio; " +
+                 (complete ? "all points in InfluxDB" : "POINTS MISSING"));
   print_result_rows();
   return complete ? 0 : 1;
 }
