@@ -109,7 +109,8 @@ void PartitionedWindows::not_idle(TimeMs now) {
 std::size_t PartitionedWindows::emit(
     const std::function<std::uint64_t(std::string&& point)>& on_point) {
   std::size_t points = 0;
-  for (auto& [partition, state] : partitions_) {
+  for (auto& entry : partitions_) {
+    State& state = entry.second;  // not a structured binding: clang 14 cannot capture one
     state.windows.emit_by_window([&](TimeMs start, std::string&& point) {
       if (start < state.emit_from) {
         ++counters_.points_suppressed;
