@@ -127,8 +127,9 @@ std::optional<double> run_once(const Settings& s, const Payload& payload, int in
     spec.metrics = true;
     spec.window = "1h";
     spec.aggregates = "[sum, count, max]";
-    spec.kafka =
-        fmt("brokers: \"%s\", topic: bench, group: bench-%d, properties: {fetch.wait.max.ms: \"10\"}", cluster.bootstrap().c_str(), run);
+    spec.kafka = fmt(
+        "brokers: \"%s\", topic: bench, group: bench-%d, properties: {fetch.wait.max.ms: \"10\"}",
+        cluster.bootstrap().c_str(), run);
     spec.source_extra = "format: line_protocol, precision: s";
     spec.window_extra =
         fmt("time: processing, group_by: [stream, isp], fields: [bytes], "
