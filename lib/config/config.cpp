@@ -759,6 +759,14 @@ const std::vector<Key<PipelineConfig>>& pipeline_keys() {
                  "A connection that sends nothing for this long is closed and counted; `0` "
                  "keeps silent connections open forever."),
           tcp),
+      only_if(
+          key<P>("pipelines[].source.tcp.threads", integer<std::size_t>(1, 256), FIELD(tcp_threads),
+                 "Threads reading connections (format: integers), the daemon's event loop "
+                 "included. Each extra thread counts its connections' values on its own; "
+                 "its share joins the windows before each window closes and each checkpoint, "
+                 "so the points are the same as with one thread. Connections are spread "
+                 "over the threads as they arrive: more than one pays with several senders."),
+          tcp),
       key<P>("pipelines[].source.http.listen", endpoint_or_off(), FIELD(http.listen),
              "Address of an InfluxDB-compatible write endpoint (`POST /write`, `POST "
              "/api/v2/write`, `/ping`) the pipeline reads instead of TCP; a 204 answers a "
@@ -1164,6 +1172,11 @@ Codec<std::vector<PipelineConfig>> pipelines() {
                                "\" is also in window.group_by or point.tags: a point cannot "
                                "carry it twice");
                 }
+              }
+              if (p.tcp_threads > 1 && p.format != "integers") {
+                ctx.fail(mark("source.tcp.threads"), ip + ".source.tcp.threads",
+                         "more than one reader thread takes format: integers only; line "
+                         "protocol is read on the event loop's thread (threads: 1)");
               }
               if (p.reads_http() && p.format != "line_protocol") {
                 ctx.fail(mark("source.format"), ip + ".source.format",

@@ -101,6 +101,7 @@ struct PipelineConfig {
   std::size_t max_line_bytes = 1024;
   std::size_t max_connections = 1024;
   Millis idle_timeout{300'000};     // 0 = never close silent connections
+  std::size_t tcp_threads = 1;      // threads reading connections, the event loop's included
   std::string format = "integers";  // integers | line_protocol
   std::string precision = "ns";     // line-protocol timestamps: ns | us | ms | s
   Millis window_size{10'000};

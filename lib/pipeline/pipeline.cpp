@@ -69,9 +69,18 @@ std::unique_ptr<source::Source> Pipeline::make_source() {
         io_.get_executor(), settings_.http, decoders(),
         [this](std::string body) { return commit(std::move(body)); }, log_.tcp->clone("http"));
   }
-  return std::make_unique<source::TcpSource>(io_.get_executor(), settings_.listen,
-                                             settings_.max_connections, settings_.idle_timeout,
-                                             decoders(), log_.tcp);
+  for (std::size_t reader = 1; reader < settings_.tcp_threads; ++reader) {
+    shares_.push_back(std::make_unique<ReaderShare>(settings_.window_size.count()));
+  }
+  // Called on reader thread r: its windows go to this thread, which merges them.
+  const auto hand_over = [this](std::size_t reader) -> std::function<void()> {
+    auto windows = shares_.at(reader - 1)->windows.take_open();
+    if (windows.empty()) return {};
+    return [this, windows = std::move(windows)] { windows_.merge(windows); };
+  };
+  return std::make_unique<source::TcpSource>(
+      io_.get_executor(), settings_.listen, settings_.max_connections, settings_.idle_timeout,
+      settings_.tcp_threads, decoders(), hand_over, log_.tcp);
 }
 
 asio::awaitable<bool> Pipeline::commit(std::string body) {
@@ -160,10 +169,19 @@ source::DecoderFactory Pipeline::decoders() {
       return std::make_unique<source::LineProtocolDecoder>(max_line_bytes, keyed_lines(precision));
     };
   }
-  return [this, max_line_bytes](const source::StreamFormat&) {
+  return [this, max_line_bytes](const source::StreamFormat& format) {
+    if (format.reader == 0) {
+      return std::make_unique<source::IntegerDecoder>(
+          max_line_bytes, values_,
+          [this](std::span<const std::int64_t> values) { accept_values(values); });
+    }
+    // On reader thread format.reader: into that thread's own windows, no lock, no atomic.
+    ReaderShare& share = *shares_.at(format.reader - 1);
     return std::make_unique<source::IntegerDecoder>(
-        max_line_bytes, values_,
-        [this](std::span<const std::int64_t> values) { accept_values(values); });
+        max_line_bytes, share.values, [this, &share](std::span<const std::int64_t> values) {
+          auto& totals = share.windows.accumulator_at(clock_());
+          for (const std::int64_t v : values) totals.add(v);
+        });
   };
 }
 
@@ -358,8 +376,7 @@ void Pipeline::enqueue(std::string line, sink::TimeMs now) {
   }
 }
 
-void Pipeline::close_windows() {
-  const sink::TimeMs now = clock_();
+void Pipeline::close_windows(sink::TimeMs now) {
   std::size_t emitted = 0;
   if (partitioned_ || keyed_) {
     const auto queue_point = [&](std::string&& point) {
@@ -556,13 +573,18 @@ PipelineStats Pipeline::stats() const {
 
 asio::awaitable<void> Pipeline::window_clock() {
   while (!stopping_) {
-    close_windows();
+    // The time is read before the source synchronizes: what a reader thread reads after that
+    // belongs to a window that stays open.
+    const sink::TimeMs now = clock_();
+    co_await source_->synchronize();
+    if (stopping_) break;
+    close_windows(now);
     // Processing time: sleep until the next window boundary (a timer that fires early just
     // loops once more). Event time: data moves the watermark, so look again soon.
-    const sink::TimeMs now = clock_();
-    const sink::TimeMs next_boundary = windows_.start_of(now) + windows_.size();
+    const sink::TimeMs after = clock_();
+    const sink::TimeMs next_boundary = windows_.start_of(after) + windows_.size();
     const bool event_time = keyed_ && settings_.window_time == "event";
-    window_timer_.expires_after(event_time ? kEventTimeTick : milliseconds(next_boundary - now));
+    window_timer_.expires_after(event_time ? kEventTimeTick : milliseconds(next_boundary - after));
     co_await window_timer_.async_wait(use_tuple);
   }
 }
@@ -571,6 +593,7 @@ asio::awaitable<void> Pipeline::checkpoint_loop() {
   while (!stopping_) {
     checkpoint_timer_.expires_after(checkpoint_interval_);
     co_await checkpoint_timer_.async_wait(use_tuple);
+    co_await source_->synchronize();  // reader threads' values are in the checkpoint too
     if (stopping_) break;
     checkpoint();
     report_rejections();
@@ -604,7 +627,10 @@ asio::awaitable<void> Pipeline::shutdown(milliseconds flush_timeout) {
   source_->stop();
   window_timer_.cancel();
   checkpoint_timer_.cancel();
-  close_windows();  // windows whose end has passed are due now; open ones stay in the store
+  // What reader threads read before they stopped, then the windows whose end has passed are due
+  // now; open ones stay in the store.
+  co_await source_->synchronize();
+  close_windows(clock_());
   checkpoint();
 
   writer_.flush_all();

@@ -113,7 +113,8 @@ class Pipeline : private source::PartitionOwner {
   boost::asio::awaitable<void> commit_loop();
   void accept_values(std::span<const std::int64_t> values);
   void restore_keyed(store::RestoredPipeline& restored);
-  void close_windows();
+  // Closes the windows whose end is at or before `now`, read before the source synchronized.
+  void close_windows(sink::TimeMs now);
   void enqueue(std::string line, sink::TimeMs now);
   // sync: fsync the state store's log too (shutdown's last checkpoint with requests waiting).
   void checkpoint(bool sync = false);
@@ -141,7 +142,16 @@ class Pipeline : private source::PartitionOwner {
   sink::PointQueue queue_;
   std::uint64_t saved_below_ = 1;     // points below this seq are in the store
   std::vector<std::int64_t> values_;  // the values of one read, shared by integer decoders
-  sink::TimeMs chunk_now_ = 0;        // the wall clock when the chunk being decoded was read
+  // source.tcp.threads > 1: what the decoders of reader thread r (>= 1) count, in shares_[r - 1],
+  // touched only by that thread; handed over and merged into windows_ when the source
+  // synchronizes, before windows close and before checkpoints.
+  struct ReaderShare {
+    explicit ReaderShare(sink::TimeMs window_size) : windows(window_size) {}
+    window::TumblingWindows windows;
+    std::vector<std::int64_t> values;
+  };
+  std::vector<std::unique_ptr<ReaderShare>> shares_;
+  sink::TimeMs chunk_now_ = 0;  // the wall clock when the chunk being decoded was read
   std::unique_ptr<source::Source> source_;
   sink::BatchWriter writer_;
   boost::asio::steady_timer window_timer_;

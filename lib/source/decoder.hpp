@@ -45,8 +45,16 @@ struct StreamFormat {
   bool whole = false;
   // The Kafka partition the stream is (source.kafka): the pipeline keeps its windows apart.
   std::optional<std::int32_t> partition;
+  // The source's thread reading the stream (source.tcp.threads): 0 is the pipeline's own; the
+  // factory is called on that thread, and the decoder must touch only that thread's state.
+  std::size_t reader = 0;
 };
 
 using DecoderFactory = std::function<std::unique_ptr<Decoder>(const StreamFormat&)>;
+
+// Called on reader thread `reader` (>= 1) when the source synchronizes: takes what that thread's
+// decoders have made since the last call and returns what folds it into the pipeline's state,
+// run on the pipeline's executor (empty: nothing to fold).
+using ReaderHandOver = std::function<std::function<void()>(std::size_t reader)>;
 
 }  // namespace tumbled::source

@@ -26,6 +26,11 @@ class Source {
   virtual void resume() = 0;
   virtual bool paused() const = 0;
   virtual const SourceCounters& counters() const = 0;
+  // Completes once every record read before the call is in the pipeline's state. Only a source
+  // that reads on threads of its own (source.tcp.threads) has anything to do: each thread hands
+  // its share over (ReaderHandOver, decoder.hpp) and its counters. The pipeline calls it before
+  // it closes windows and before each checkpoint.
+  virtual boost::asio::awaitable<void> synchronize() { co_return; }
   // Where clients reach it (the bound port when configured with port 0).
   virtual config::Endpoint local_endpoint() const = 0;
 };

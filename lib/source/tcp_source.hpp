@@ -10,7 +10,17 @@
 // reading is paused no connection counts as silent.
 // pause() stops reading every connection (the kernel's buffers fill and TCP pushes back on the
 // senders) until resume(); the pipeline pauses when its buffer is full or its checkpoints fail.
-// Runs on one executor; all members are called from it.
+//
+// Readers (source.tcp.threads): connections are read by `threads` readers. Reader 0 runs on the
+// pipeline's executor; each other one on a thread and io_context of its own, with its own
+// connection table, read buffer and counters, so that no value crosses a lock or an atomic. The
+// accept loop runs on the pipeline's executor and gives each newcomer to the reader with the
+// fewest connections; at max_connections, to the reader with the most, which closes its own
+// connection silent longest (or the newcomer). Decoders of reader r are made with
+// StreamFormat::reader = r; synchronize() asks each thread for its share (ReaderHandOver) and its
+// counters, in turn. counters() are those of reader 0 live, the others' as of the last
+// synchronize(); connections_open is always live. The public members are called from the
+// pipeline's executor only; the destructor joins the reader threads.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -18,15 +28,10 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdint>
-#include <functional>
 #include <memory>
-#include <span>
-#include <string>
-#include <string_view>
 #include <vector>
 
 #include "config/config.hpp"
-#include "net/listener.hpp"
 #include "source/decoder.hpp"
 #include "source/source.hpp"
 
@@ -38,37 +43,51 @@ namespace tumbled::source {
 
 class TcpSource final : public Source {
  public:
+  // `threads` >= 1; with more than one, `hand_over` takes each reader thread's share.
   TcpSource(boost::asio::any_io_executor executor, config::Endpoint listen,
-            std::size_t max_connections, config::Millis idle_timeout, DecoderFactory decoders,
-            std::shared_ptr<spdlog::logger> log);
+            std::size_t max_connections, config::Millis idle_timeout, std::size_t threads,
+            DecoderFactory decoders, ReaderHandOver hand_over, std::shared_ptr<spdlog::logger> log);
+  ~TcpSource() override;
 
-  void listen() override;
+  void listen() override;  // binds, then starts the reader threads
   config::Endpoint local_endpoint() const override;
   boost::asio::awaitable<void> run() override;  // the accept loop; ends after stop()
   void stop() override;
   void pause() override;
   void resume() override;
   bool paused() const override { return paused_; }
-  const SourceCounters& counters() const override { return counters_; }
+  const SourceCounters& counters() const override;
+  boost::asio::awaitable<void> synchronize() override;
 
  private:
-  boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket socket);
-  boost::asio::awaitable<void> close_idle_connections();
-  bool admit();
+  class Reader;
 
+  boost::asio::awaitable<void> hand_off(boost::asio::ip::tcp::socket socket);
+  boost::asio::awaitable<void> close_idle_connections();
+  // On the pipeline's executor, when a connection given to `reader` has ended.
+  void ended(std::size_t reader);
+  template <class Action>
+  void on_each_reader(Action action);
+
+  boost::asio::any_io_executor executor_;
   config::Endpoint listen_;
   std::size_t max_connections_;
   config::Millis idle_timeout_;
   DecoderFactory decoders_;
+  ReaderHandOver hand_over_;
   std::shared_ptr<spdlog::logger> log_;
   boost::asio::ip::tcp::acceptor acceptor_;
-  net::ConnectionTable connections_;
   boost::asio::steady_timer idle_timer_;
-  SourceCounters counters_;
-  boost::asio::steady_timer resume_signal_;  // paused readers wait on it; resume() cancels it
+  std::vector<std::unique_ptr<Reader>> readers_;
+  std::vector<std::size_t> open_;  // connections given to each reader and not ended yet
+  std::size_t open_total_ = 0;
+  std::size_t next_reader_ = 0;  // where the search for the next newcomer's reader starts
+  SourceCounters handed_over_;   // the other readers' counters, summed at each synchronize()
+  std::uint64_t pauses_ = 0;
+  std::uint64_t hand_off_failures_ = 0;  // accept loop (reader 0's connections included)
+  mutable SourceCounters counters_;      // what counters() returns
   bool paused_ = false;
   bool stopped_ = false;
-  std::vector<char> read_buffer_;  // shared by all connections, see serve()
 };
 
 }  // namespace tumbled::source

@@ -49,6 +49,10 @@ std::optional<TimeMs> TumblingWindows::next_end() const {
   return open_.begin()->first + size_;
 }
 
+void TumblingWindows::merge(const std::map<TimeMs, WindowAccumulator>& windows) {
+  for (const auto& [start, totals] : windows) accumulator_at(start).merge(totals);
+}
+
 void TumblingWindows::restore(TimeMs start, const WindowAccumulator& totals) {
   open_[start_of(start)].merge(totals);
 }

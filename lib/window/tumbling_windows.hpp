@@ -12,6 +12,7 @@
 #include <limits>
 #include <map>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "config/config.hpp"
@@ -63,6 +64,12 @@ class TumblingWindows {
   std::vector<ClosedWindow> close_due(TimeMs now);
   // End of the oldest open window, if any.
   std::optional<TimeMs> next_end() const;
+
+  // A reader thread's share (source.tcp.threads): take_open() empties these windows and returns
+  // them; merge() folds such windows in, a window already closed here into the oldest open one,
+  // as for a clock stepped back.
+  std::map<TimeMs, WindowAccumulator> take_open() { return std::exchange(open_, {}); }
+  void merge(const std::map<TimeMs, WindowAccumulator>& windows);
 
   // For checkpoints: the open windows by start time, and putting one back at startup.
   const std::map<TimeMs, WindowAccumulator>& open_windows() const { return open_; }

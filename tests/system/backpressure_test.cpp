@@ -17,6 +17,9 @@ using namespace std::chrono_literals;
 
 TEST_CASE("a long outage past buffer.max_points pauses ingest, then everything arrives",
           "[system][backpressure]") {
+  // With 2 reader threads, one sender on each: the pause must hold both.
+  const std::size_t threads = GENERATE(1, 2);
+  CAPTURE(threads);
   InfluxServer influx;
   influx.create_database("telemetry");
   FaultProxy proxy(influx.port(), FaultProxy::Mode::refuse);
@@ -24,23 +27,27 @@ TEST_CASE("a long outage past buffer.max_points pauses ingest, then everything a
   spec.influx_port = proxy.port();
   spec.window = "200ms";
   spec.buffer = "{max_points: 3, when_full: block}";
+  spec.threads = threads;
   Daemon daemon({spec});
   daemon.start();
 
-  // One sender pushing 1s as fast as the daemon reads them.
+  // A sender per reader thread, pushing 1s as fast as the daemon reads them.
   constexpr std::int64_t kValuesPerChunk = 100'000;
   std::string chunk;
   for (std::int64_t i = 0; i < kValuesPerChunk; ++i) chunk += "1\n";
   std::atomic<std::int64_t> chunks_sent{0};
   std::atomic<bool> feeding{true};
-  std::thread sender([&] {
-    TcpFeeder feeder(spec.listen_port, 60s);
-    while (feeding) {
-      feeder.send(chunk);
-      ++chunks_sent;
-    }
-    feeder.close();
-  });
+  std::vector<std::thread> senders;
+  for (std::size_t i = 0; i < threads; ++i) {
+    senders.emplace_back([&] {
+      TcpFeeder feeder(spec.listen_port, 60s);
+      while (feeding) {
+        feeder.send(chunk);
+        ++chunks_sent;
+      }
+      feeder.close();
+    });
+  }
 
   const bool paused = wait_until(
       [&] { return daemon.log_text().find("reading from clients paused") != std::string::npos; },
@@ -59,11 +66,11 @@ TEST_CASE("a long outage past buffer.max_points pauses ingest, then everything a
       hang_guard(), 0ms);
   REQUIRE(stalled);
   std::this_thread::sleep_for(1500ms);
-  CHECK(chunks_sent.load() - stalled_at <= 1);
+  CHECK(chunks_sent.load() - stalled_at <= static_cast<std::int64_t>(threads));
 
   proxy.set_mode(FaultProxy::Mode::pass);
   feeding = false;
-  sender.join();
+  for (auto& sender : senders) sender.join();
   const std::int64_t sent = chunks_sent.load() * kValuesPerChunk;
   const bool landed =
       wait_until([&] { return window_totals(influx).sum == sent; }, hang_guard(), 200ms);

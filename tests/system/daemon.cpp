@@ -30,7 +30,7 @@ void Daemon::write_config() const {
     } else {
       out << "tcp: {listen: 127.0.0.1:" << p.listen_port << ", max_line_bytes: " << p.max_line_bytes
           << ", max_connections: " << p.max_connections << ", idle_timeout: " << p.idle_timeout
-          << "}";
+          << ", threads: " << p.threads << "}";
     }
     out << (p.source_extra.empty() ? "" : ", " + p.source_extra) << "}\n"
         << "    buffer: " << p.buffer << "\n"

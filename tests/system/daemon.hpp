@@ -30,6 +30,7 @@ struct PipelineSpec {
   std::size_t max_line_bytes = 64;
   std::size_t max_connections = 64;
   std::string idle_timeout = "5m";  // source.tcp.idle_timeout
+  std::size_t threads = 1;          // source.tcp.threads
   std::string buffer = "{max_points: 1000, when_full: block}";
   std::string database = "telemetry";
   std::string tags;  // the points' tags as a YAML flow map; "" = {window: <window>}

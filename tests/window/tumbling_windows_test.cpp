@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <variant>
@@ -332,6 +333,59 @@ TEST_CASE("restore puts checkpointed windows back and merges with existing ones"
     CHECK(windows.close_due(60).empty());
     CHECK(windows.open_windows().empty());
   }
+}
+
+TEST_CASE("reader threads' windows merged before each close give what one thread gives",
+          "[window]") {
+  // source.tcp.threads: values are spread over readers 0..2; readers 1 and 2 count into windows
+  // of their own, taken and merged into reader 0's just before each close, with the close's time
+  // read before the merge. The windows closed must be exactly those of a single TumblingWindows.
+  const auto seed = GENERATE(range(1u, 41u));
+  CAPTURE(seed);
+  std::mt19937_64 random(seed);
+  const TimeMs size = 1000;
+  TumblingWindows single(size), merged(size);
+  std::vector<TumblingWindows> readers(2, TumblingWindows(size));
+  TimeMs now = 5'000 + static_cast<TimeMs>(random() % 1000);
+  std::size_t closes = 0;
+  for (int step = 0; step < 2'000; ++step) {
+    now += static_cast<TimeMs>(random() % 40);
+    const std::int64_t value = static_cast<std::int64_t>(random() % 2'000'001) - 1'000'000;
+    const std::size_t reader = random() % 3;
+    single.add(now, value);
+    (reader == 0 ? merged : readers[reader - 1]).add(now, value);
+    if (random() % 50 == 0) {
+      for (auto& r : readers) merged.merge(r.take_open());
+      const auto expected = single.close_due(now);
+      const auto got = merged.close_due(now);
+      REQUIRE(got.size() == expected.size());
+      for (std::size_t i = 0; i < got.size(); ++i) {
+        CHECK(got[i].start == expected[i].start);
+        CHECK(got[i].totals == expected[i].totals);
+      }
+      closes += got.size();
+    }
+  }
+  for (auto& r : readers) {
+    merged.merge(r.take_open());
+    CHECK(r.open_windows().empty());
+  }
+  CHECK(merged.open_windows() == single.open_windows());
+  CHECK(closes > 10);
+}
+
+TEST_CASE("merge folds a window already closed into the oldest open one", "[window]") {
+  // A reader's clock may lag the event loop's (it read the time before the loop closed the
+  // window): its share lands in the oldest open window, as a value from a clock stepped back.
+  TumblingWindows windows(1000);
+  windows.add(1500, 1);
+  windows.add(2500, 2);
+  CHECK(windows.close_due(2000).size() == 1);
+  windows.merge({{1000, accumulate({10, 20})}, {3000, accumulate({5})}});
+  const auto& open = windows.open_windows();
+  REQUIRE(open.size() == 2);
+  CHECK(open.at(2000) == accumulate({2, 10, 20}));
+  CHECK(open.at(3000) == accumulate({5}));
 }
 
 TEST_CASE("WindowAccumulator::merge combines totals", "[window]") {
