@@ -255,7 +255,7 @@ TEST_CASE("PointQueue::restore rejects a repeated sequence number", "[queue]") {
   CHECK(queue.size() == 1);
 }
 
-TEST_CASE("PointQueue::remove takes points out wherever they wait; ack_through still settles",
+TEST_CASE("PointQueue::remove takes points out wherever they wait, ack_through still settles",
           "[queue]") {
   PointQueue q;
   for (int i = 1; i <= 6; ++i) q.push("p" + std::to_string(i) + "\n", 0);

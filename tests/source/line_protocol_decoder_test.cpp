@@ -170,7 +170,7 @@ TEST_CASE("LineProtocolDecoder: blank lines, CRLF and comments are counted as em
   CHECK(decoder.last_rejection().empty());
 }
 
-TEST_CASE("LineProtocolDecoder: a bad line is counted; last_rejection names its column",
+TEST_CASE("LineProtocolDecoder: a bad line is counted, last_rejection names its column",
           "[decoder]") {
   const auto [line, message] = GENERATE(table<std::string, std::string>({
       {"cpu v=", "column 7: missing field value"},

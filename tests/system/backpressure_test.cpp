@@ -80,7 +80,7 @@ TEST_CASE("a long outage past buffer.max_points pauses ingest, then everything a
   CHECK(daemon.log_text().find("reading from clients resumed") != std::string::npos);
 }
 
-TEST_CASE("connections beyond max_connections are closed and counted; the others are served",
+TEST_CASE("connections beyond max_connections are closed and counted, the others are served",
           "[system][backpressure]") {
   InfluxServer influx;
   influx.create_database("telemetry");

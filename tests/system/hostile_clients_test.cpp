@@ -275,7 +275,7 @@ TEST_CASE("idle and slow HTTP clients cannot hold /health down", "[system][hosti
   CHECK(d.daemon.stop() == 0);
 }
 
-TEST_CASE("silent TCP connections are closed after idle_timeout; real senders get in",
+TEST_CASE("silent TCP connections are closed after idle_timeout, real senders get in",
           "[system][hostile]") {
   // With reader threads, connections are spread over them and so are their timeouts.
   const std::size_t threads = GENERATE(1, 3);

@@ -246,7 +246,7 @@ CurlAnswer curl(const TempDir& dir, std::vector<std::string> args) {
 
 }  // namespace
 
-TEST_CASE("http source: the InfluxDB Python client and curl write; the aggregates land exactly",
+TEST_CASE("http source: the InfluxDB Python client and curl write, the aggregates land exactly",
           "[system][http_source]") {
   const std::string token = "client-token-5e1f";
   Stack stack(http_spec("auth: {token: \"${TUMBLED_TOKEN}\"}"), {{"TUMBLED_TOKEN", token}});
@@ -634,7 +634,7 @@ TEST_CASE("http source: auth.token is required in any of InfluxDB's forms and ne
   CHECK(stack.daemon.log_text().find(token) == std::string::npos);
 }
 
-TEST_CASE("http source: HTTPS with a test CA; plain HTTP is refused and counted",
+TEST_CASE("http source: HTTPS with a test CA, plain HTTP is refused and counted",
           "[system][http_source]") {
   TempDir certs("tumbled-http-tls-");
   const auto path = [&](const std::string& name) { return (certs.path() / name).string(); };
@@ -730,7 +730,7 @@ TEST_CASE("http source: bodies over max_body_bytes are refused with 413, nothing
 }
 
 TEST_CASE(
-    "http source: 503 with Retry-After while the buffer is full, nothing taken; 204 again "
+    "http source: 503 with Retry-After while the buffer is full, nothing taken, 204 again "
     "once InfluxDB is back",
     "[system][http_source]") {
   // 1 s windows closed by the next request's event time: every request after the first puts a

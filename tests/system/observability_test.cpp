@@ -47,7 +47,7 @@ double metric_value(const std::map<std::string, double>& samples, const std::str
 
 }  // namespace
 
-TEST_CASE("/metrics counts exactly what was fed and written; /health and /ready answer",
+TEST_CASE("/metrics counts exactly what was fed and written, /health and /ready answer",
           "[system][http]") {
   InfluxServer influx;
   influx.create_database("telemetry");

@@ -271,7 +271,7 @@ TEST_CASE("keyed: float fields: floats throughout, count an integer", "[keyed]")
         "m f_sum=3.25,f_count=3i,f_min=-0.25,f_max=2,f_mean=1.0833333333333333 10000\n");
 }
 
-TEST_CASE("keyed: fields in the order they first came to the pair; timestamp = window end",
+TEST_CASE("keyed: fields in the order they first came to the pair, timestamp = window end",
           "[keyed]") {
   Keyed k(processing_time());
   CHECK(k.add("m a=1i,b=2.5", 25'000) == Rejection::none);
@@ -320,7 +320,7 @@ TEST_CASE("keyed: window.fields selects the fields aggregated", "[keyed]") {
         Types{{"m", "a", false}, {"m", "c", true}});  // b never got a type
 }
 
-TEST_CASE("keyed: strings and booleans are ignored; a line of them alone is no_numeric_field",
+TEST_CASE("keyed: strings and booleans are ignored, a line of them alone is no_numeric_field",
           "[keyed]") {
   Keyed k(processing_time());
   CHECK(k.add("m s=\"x\",t=true,v=1i,u=F", 0) == Rejection::none);
@@ -372,7 +372,7 @@ TEST_CASE("keyed: unsigned values up to int64 are integers, above is out_of_rang
   CHECK(k.emit() == "m b_sum=9223372036854775807i,b_max=9223372036854775807i 10000\n");
 }
 
-TEST_CASE("keyed: integer sums are exact in 128 bits; outside int64 they are clamped and flagged",
+TEST_CASE("keyed: integer sums are exact in 128 bits, outside int64 they are clamped and flagged",
           "[keyed]") {
   KeyedSettings s = processing_time({"k"});
   s.aggregates = {Aggregate::sum, Aggregate::count, Aggregate::mean};
@@ -608,7 +608,7 @@ TEST_CASE("keyed: a timestamp near the int64 minimum does not hold a pair foreve
   CHECK(k.add("m v=1i", 1'000) == Rejection::none);  // the window of now
 }
 
-TEST_CASE("keyed: a time InfluxDB cannot store is out_of_range; one just inside is kept",
+TEST_CASE("keyed: a time InfluxDB cannot store is out_of_range, one just inside is kept",
           "[keyed]") {
   // InfluxDB stores int64 nanoseconds: about +-9223372036854 s in ms.
   const auto [precision, timestamp, expected, end] =
@@ -636,7 +636,7 @@ TEST_CASE("keyed: a time InfluxDB cannot store is out_of_range; one just inside 
 // ---------------------------------------------------------------------------------------------
 // Processing time
 
-TEST_CASE("keyed: processing time: the window of now; a clock stepping back never reopens",
+TEST_CASE("keyed: processing time: the window of now, a clock stepping back never reopens",
           "[keyed]") {
   Keyed k(processing_time());
   CHECK(k.add("m v=1i 999999999999", 12'345) == Rejection::none);  // the timestamp is ignored
@@ -690,7 +690,7 @@ TEST_CASE("keyed: several windows due at once come oldest first", "[keyed]") {
 // ---------------------------------------------------------------------------------------------
 // Bounds
 
-TEST_CASE("keyed: max_keys bounds the open pairs; existing ones keep aggregating", "[keyed]") {
+TEST_CASE("keyed: max_keys bounds the open pairs, existing ones keep aggregating", "[keyed]") {
   KeyedSettings s = processing_time({"host"});
   s.max_keys = 2;
   Keyed k(s);
@@ -1024,7 +1024,7 @@ TEST_CASE("keyed: restore_pair refuses a field listed twice", "[keyed]") {
   CHECK_FALSE(target.w.restore_pair(0, "m", twice));
 }
 
-TEST_CASE("keyed: restored field types are not listed again; new ones are", "[keyed]") {
+TEST_CASE("keyed: restored field types are not listed again, new ones are", "[keyed]") {
   Keyed k(processing_time());
   k.w.restore_field_type("m", "v", false);
   k.w.restore_field_type("m", "f", true);
