@@ -265,7 +265,8 @@ Tumbled::Tumbled(TumbledSpec spec, const std::filesystem::path& dir)
           << "pipelines:\n"
           << "  - name: bench\n"
           << "    source: {"
-          << (spec_.kafka.empty() ? "tcp: {listen: 127.0.0.1:" + std::to_string(port_) + "}"
+          << (spec_.kafka.empty() ? "tcp: {listen: 127.0.0.1:" + std::to_string(port_) +
+                                        ", threads: " + std::to_string(spec_.tcp_threads) + "}"
                                   : "kafka: {" + spec_.kafka + "}")
           << (spec_.source_extra.empty() ? "" : ", " + spec_.source_extra) << "}\n"
           << "    window: {size: " << spec_.window << ", aggregates: " << spec_.aggregates

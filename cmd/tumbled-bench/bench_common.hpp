@@ -96,6 +96,7 @@ struct TumbledSpec {
   // Keys of source.kafka as YAML flow map entries ("brokers: ..., topic: ..."): the pipeline
   // reads Kafka instead of TCP, and start-up waits for /metrics only (set `metrics`).
   std::string kafka;
+  std::size_t tcp_threads = 1;  // source.tcp.threads
 };
 
 class Tumbled {

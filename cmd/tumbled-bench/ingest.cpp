@@ -18,6 +18,10 @@
 // more line with a current timestamp then moves the watermark past the window, which is emitted,
 // and InfluxDB must hold one point per key with exactly the sum, count and max sent for it.
 //
+// --threads T (integers): source.tcp.threads; a comma-separated list measures each in turn, each
+// beside its own ceiling. Besides the rates: tumbled's CPU-seconds per 10^9 lines, a figure that
+// does not depend on how many cores the machine has.
+//
 // --runs R repeats ceiling and daemon run R times (a fresh tumbled and database each time) and
 // reports the median and range of each figure.
 #include <algorithm>
@@ -82,6 +86,7 @@ Rate measure_ceiling(const Payload& payload, const std::vector<Chunk>& chunks, i
 struct Settings {
   std::string binary;
   int connections = 1;
+  std::size_t threads = 1;
   double seconds = 5;
   std::int64_t window_ms = 1000;
   std::uint64_t check_keys = 10'000;
@@ -91,7 +96,8 @@ struct Settings {
 // What one run of the daemon gave.
 struct Run {
   Rate rate{};
-  double cpu = 0;  // share of one core
+  double cpu = 0;                // share of one core
+  double cpu_seconds_per_g = 0;  // CPU-seconds per 10^9 lines
   bool ok = false;
   std::string check_note;  // integers: what InfluxDB holds
   // line_protocol
@@ -113,6 +119,7 @@ Run run_integers(const Settings& s, const Payload& payload, const std::vector<Ch
   spec.influx_port = influx.port();
   spec.database = db;
   spec.window = std::to_string(s.window_ms) + "ms";
+  spec.tcp_threads = s.threads;
   Tumbled daemon(spec, dir.path());
 
   PerfRecorder perf(perf_output, daemon.pid(), dir.path());
@@ -123,11 +130,13 @@ Run run_integers(const Settings& s, const Payload& payload, const std::vector<Ch
   Run run;
   run.rate = rate_of(r);
   run.cpu = (after.cpu_seconds - before.cpu_seconds) / r.elapsed;
+  run.cpu_seconds_per_g = (after.cpu_seconds - before.cpu_seconds) / double(r.lines) * 1e9;
   std::cout << fmt(
       "tumbled: %llu lines, %llu bytes in %.2f s (last write at %.2f s): %.3f M "
-      "integers/s, %.1f MB/s; tumbled CPU %.0f%% of one core\n",
+      "integers/s, %.1f MB/s; tumbled CPU %.0f%% of one core, %.1f CPU-s per 10^9 lines\n",
       static_cast<unsigned long long>(r.lines), static_cast<unsigned long long>(r.bytes), r.elapsed,
-      r.send_elapsed, run.rate.lines_per_s / 1e6, run.rate.mb_per_s, 100 * run.cpu);
+      r.send_elapsed, run.rate.lines_per_s / 1e6, run.rate.mb_per_s, 100 * run.cpu,
+      run.cpu_seconds_per_g);
 
   // Let the window holding the last values end, then stop: SIGTERM emits every window whose end
   // has passed and flushes it to InfluxDB before exiting.
@@ -417,6 +426,20 @@ int run_ingest(const Options& options) {
   } else if (options.has("payload")) {
     throw std::invalid_argument("--payload goes with --format integers");
   }
+  std::vector<std::size_t> thread_counts;
+  {
+    const std::string list = options.get("threads", "1");
+    for (std::size_t at = 0; at <= list.size();) {
+      const auto comma = std::min(list.find(',', at), list.size());
+      const int n = std::stoi(list.substr(at, comma - at));
+      if (n < 1) throw std::invalid_argument("--threads must be at least 1");
+      thread_counts.push_back(static_cast<std::size_t>(n));
+      at = comma + 1;
+    }
+  }
+  if (keyed && (thread_counts.size() > 1 || thread_counts.front() != 1)) {
+    throw std::invalid_argument("--threads goes with --format integers");
+  }
   options.check_all_used();
   if (runs < 1 || keys < 1 || s.connections < 1) {
     throw std::invalid_argument("--runs, --keys and --connections must be at least 1");
@@ -452,8 +475,8 @@ int run_ingest(const Options& options) {
       influx.emplace();
       http.emplace("127.0.0.1", influx->port());
     }
-    std::vector<double> ceiling_lines, ceiling_mb, lines, mb, cpu, ratio, rss_per_pair, rss_after,
-        pairs, checkpoint_s, checkpoint_mb;
+    std::vector<double> ceiling_lines, ceiling_mb, lines, mb, cpu, cpu_per_g, ratio, rss_per_pair,
+        rss_after, pairs, checkpoint_s, checkpoint_mb;
     bool ok = true, influx_checked = false;
     std::string check_note;
     for (int i = 0; i < runs; ++i) {
@@ -472,6 +495,7 @@ int run_ingest(const Options& options) {
       lines.push_back(run.rate.lines_per_s);
       mb.push_back(run.rate.mb_per_s);
       cpu.push_back(100 * run.cpu);
+      cpu_per_g.push_back(run.cpu_seconds_per_g);
       if (ceiling_rate) ratio.push_back(run.rate.lines_per_s / ceiling_rate->lines_per_s);
       rss_per_pair.push_back(run.rss_per_pair);
       rss_after.push_back(run.rss_after_mib - run.rss_before_mib);
@@ -491,6 +515,10 @@ int run_ingest(const Options& options) {
     }
     result_row(label, std::string("tumbled ") + unit + "/s", figure(lines, "%.2f M", 1e-6),
                figure(mb, "%.1f MB/s") + ", tumbled CPU " + figure(cpu, "%.0f%%") + over);
+    if (!keyed) {
+      result_row(label, "tumbled CPU-seconds per 10^9 integers", figure(cpu_per_g, "%.1f"),
+                 over.empty() ? "" : over.substr(2));
+    }
     if (ceiling)
       result_row(label, "tumbled / ceiling", figure(ratio, "%.2f"),
                  over.empty() ? "" : over.substr(2));
@@ -530,8 +558,15 @@ int run_ingest(const Options& options) {
     for (std::size_t i = 0; i < shapes.size(); ++i) {
       // One payload in memory at a time.
       const Payload payload = make_integer_payload(shapes[i], payload_mib << 20, s.connections);
-      measure(payload, fmt("ingest %s, %d conn", name(shapes[i]), s.connections),
-              std::string("bench_") + name(shapes[i]), i == 0);
+      for (const std::size_t threads : thread_counts) {
+        s.threads = threads;
+        const std::string with_threads =
+            thread_counts.size() > 1 || threads > 1 ? fmt(", %zu threads", threads) : "";
+        measure(payload,
+                fmt("ingest %s, %d conn%s", name(shapes[i]), s.connections, with_threads.c_str()),
+                fmt("bench_%s_%zu", name(shapes[i]), threads),
+                i == 0 && threads == thread_counts.front());
+      }
     }
   }
   print_result_rows();

@@ -13,10 +13,12 @@ namespace {
 constexpr std::string_view kUsage = R"(Usage: tumbled-bench COMMAND [--option value ...]
 
   ingest      [--payload small|uniform6|int64|crlf|all] [--tumbled PATH] [--connections N]
-              [--seconds S] [--payload-mib M] [--window-ms W] [--runs R] [--no-ceiling]
-              [--perf perf.data]
-              integers/s and MB/s into tumbled vs. a newline-counting reader (ceiling), then
-              checks the sum in InfluxDB equals the sum sent. --runs: median and range of R runs.
+              [--threads T[,T...]] [--seconds S] [--payload-mib M] [--window-ms W] [--runs R]
+              [--no-ceiling] [--perf perf.data]
+              integers/s and MB/s into tumbled vs. a newline-counting reader (ceiling), tumbled's
+              CPU-seconds per 10^9 integers, then checks the sum in InfluxDB equals the sum sent.
+              --runs: median and range of R runs. --threads: source.tcp.threads, a list
+              measures each in turn.
               --payload: the integers' shape (small: default; uniform6: uniform in +-10^6;
               int64: mostly 19 digits; crlf: small with "\r\n"); a list or `all` measures
               each beside its own ceiling.
