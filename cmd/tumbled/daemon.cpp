@@ -41,7 +41,9 @@ std::string source_text(const config::PipelineConfig& p, const config::Endpoint&
     return std::string(stopping ? "stopping, was reading" : "reading") + " Kafka topic " +
            p.kafka.topic + " in group " + p.kafka.group;
   }
-  return std::string(stopping ? "stopping, was on " : "listening on ") + bound.to_string();
+  const bool threads = !p.reads_http() && p.tcp_threads > 1;
+  return std::string(stopping ? "stopping, was on " : "listening on ") + bound.to_string() +
+         (threads ? " (" + std::to_string(p.tcp_threads) + " reader threads)" : "");
 }
 
 std::string aggregates_text(const config::PipelineConfig& p) {

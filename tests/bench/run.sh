@@ -18,7 +18,8 @@
 # int64: mostly 19 digits; crlf: small with "\r\n" line ends), each run measuring the ceiling (a
 # newline counter reading the same bytes) just before a fresh tumbled, so each payload's
 # tumbled/ceiling comes from the same minutes; the sum in InfluxDB must equal the sum sent. Then
-# 4 connections of the small payload, once.
+# 4 connections of the small, uniform6 and int64 payloads read by 1 and by 2 threads
+# (source.tcp.threads; about 5 minutes): integers/s and tumbled's CPU-seconds per 10^9 integers.
 #
 # keyed: `tumbled-bench ingest --format line_protocol --keys K --runs 3` for K = 1, 10 000 and
 # 1 000 000 (about 3 minutes): lines of `cdn,stream=s<k>,isp=i<k % 50> bytes=<n>i <ts>` into
@@ -102,7 +103,8 @@ for section in "${sections[@]}"; do
       run checkpoint "$bench" checkpoint --backlogs 0,10000,1000000 ;;
     ingest)
       run ingest-1 "$bench" ingest --payload all --connections 1 --seconds 5 --runs 3
-      run ingest-4 "$bench" ingest --connections 4 --seconds 5 ;;
+      run ingest-4 "$bench" ingest --connections 4 --threads 1,2 --payload small,uniform6,int64 \
+        --seconds 5 --runs 3 ;;
     keyed)
       for keys in 1 10000 1000000; do
         run "keyed-$keys" "$bench" ingest --format line_protocol --keys "$keys" --seconds 5 --runs 3

@@ -121,6 +121,7 @@ TEST_CASE("a minimal config takes every default from the header", "[config]") {
   CHECK(p.influx.password.empty());
   CHECK(p.influx.batch_size == 100);
   CHECK(p.influx.max_batch_size == 5'000);
+  CHECK(p.tcp_threads == 1);
   CHECK(p.influx.batch_interval == 1s);
   CHECK(p.influx.request_timeout == 5s);
   CHECK(p.influx.retry.initial_backoff == 100ms);
@@ -313,6 +314,16 @@ TEST_CASE("errors name the file, the 1-based line and the key path", "[config]")
       {kOne + "    sink: {influxdb: {max_batch_size: 99}}\n", 3,
        "pipelines[0].sink.influxdb.max_batch_size",
        "max_batch_size (99) must not be less than batch_size (100)"},
+      {kOne + "    source: {tcp: {threads: 0}}\n", 3, "pipelines[0].source.tcp.threads",
+       "out of range: 0 (expected 1..256)"},
+      {kOne + "    source: {tcp: {threads: 257}}\n", 3, "pipelines[0].source.tcp.threads",
+       "out of range"},
+      {kOne + "    source:\n      format: line_protocol\n      tcp: {threads: 2}\n", 5,
+       "pipelines[0].source.tcp.threads",
+       "more than one reader thread takes format: integers only; line protocol is read on the "
+       "event loop's thread (threads: 1)"},
+      {kOne + "    source: {http: {listen: 127.0.0.1:8086}, tcp: {threads: 2}}\n", 3,
+       "pipelines[0].source.tcp.threads", "only allowed with the TCP source"},
       {kOne + "    sink:\n      influxdb:\n        batch_size: 500\n        max_batch_size: 400\n",
        6, "pipelines[0].sink.influxdb.max_batch_size",
        "max_batch_size (400) must not be less than batch_size (500); equal to it, batches never "
