@@ -23,7 +23,10 @@
 // slowed and nothing accepted is lost; with when_full: drop_oldest the oldest point is dropped and
 // counted instead. Everything runs on one thread, no locks, but for the fsync of a source.http
 // pipeline's group commit (commit_loop), made on a thread of its own so that the event loop
-// decodes the next requests meanwhile; the store's sync_wal() is the one call made there.
+// decodes the next requests meanwhile; the store's sync_wal() is the one call made there; and
+// with source.tcp.threads > 1 the TCP source's reader threads, whose integer decoders count into
+// a ReaderShare each, handed over (source::ReaderHandOver) when the source synchronizes: before
+// the window clock closes windows (with the time read before it) and before each checkpoint.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
