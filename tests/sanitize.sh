@@ -53,7 +53,7 @@ rm -f "$junit"
 stamp="$build/sanitize-stamp"
 touch "$stamp"
 ctest_rc=0
-ctest --test-dir "$build" --output-on-failure -j2 --timeout 300 --output-junit "$junit" "$@" ||
+ctest --test-dir "$build" --output-on-failure -j3 --timeout 300 --output-junit "$junit" "$@" ||
   ctest_rc=$?
 tested=$SECONDS
 
