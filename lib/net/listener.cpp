@@ -60,21 +60,25 @@ asio::awaitable<void> accept_connections(tcp::acceptor& acceptor, const bool& st
     }
     asio::co_spawn(acceptor.get_executor(), serve(std::move(socket)),
                    [log, what, throttle, &failures](std::exception_ptr error) {
-                     if (!error) return;
-                     ++failures;
-                     if (!throttle->allow()) return;
-                     try {
-                       std::rethrow_exception(error);
-                     } catch (const std::exception& e) {
-                       log->error(
-                           "a connection on {} failed: {}; closed it and serving the others ({} "
-                           "such failures so far, logged at most every 30 s)",
-                           what, e.what(), failures);
-                     } catch (...) {
-                       log->error("a connection on {} failed; closed it ({} such failures so far)",
-                                  what, failures);
-                     }
+                     connection_failed(error, failures, *throttle, *log, what);
                    });
+  }
+}
+
+void connection_failed(std::exception_ptr error, std::uint64_t& failures, LogThrottle& throttle,
+                       spdlog::logger& log, const std::string& what) {
+  if (!error) return;
+  ++failures;
+  if (!throttle.allow()) return;
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    log.error(
+        "a connection on {} failed: {}; closed it and serving the others ({} such failures so "
+        "far, logged at most every 30 s)",
+        what, e.what(), failures);
+  } catch (...) {
+    log.error("a connection on {} failed; closed it ({} such failures so far)", what, failures);
   }
 }
 

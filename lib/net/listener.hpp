@@ -13,6 +13,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <string>
@@ -49,6 +50,11 @@ class LogThrottle {
 
 // "address:port" of the socket's peer, for logs; "unknown peer" once it has gone.
 std::string peer_of(const boost::asio::ip::tcp::socket& socket);
+
+// What the completion of a connection's coroutine does with an exception that ended it: counts it
+// in `failures` and logs it (throttled), naming the listener `what`; nothing without one.
+void connection_failed(std::exception_ptr error, std::uint64_t& failures, LogThrottle& throttle,
+                       spdlog::logger& log, const std::string& what);
 
 using ServeFn = std::function<boost::asio::awaitable<void>(boost::asio::ip::tcp::socket)>;
 

@@ -107,16 +107,9 @@ class TcpSource::Reader {
   }
 
   void failed(std::exception_ptr error) {
-    if (!error) return;
-    ++counters.connection_failures;
-    if (!failure_log_.allow()) return;
-    try {
-      std::rethrow_exception(error);
-    } catch (const std::exception& e) {
-      source_.log_->error(
-          "a connection on {} (reader thread {}) failed: {}; closed it and serving the others",
-          source_.listen_.to_string(), index_, e.what());
-    }
+    net::connection_failed(
+        error, counters.connection_failures, failure_log_, *source_.log_,
+        source_.listen_.to_string() + " (reader thread " + std::to_string(index_) + ")");
   }
 
   void pause() {
@@ -142,19 +135,16 @@ class TcpSource::Reader {
     if (stopped_ || paused_) return;
     const std::size_t closed = connections_.close_idle(idle);
     if (closed == 0) return;
-    if (!logged_idle_close_) {
+    if (counters.connections_idle_closed == 0) {
       source_.log_->info(
           "closed {} connections on {} silent for {} (source.tcp.idle_timeout); further ones "
           "are only counted",
           closed, source_.listen_.to_string(), config::format_duration(idle));
-      logged_idle_close_ = true;
     }
     counters.connections_idle_closed += closed;
   }
 
-  SourceCounters take_counters() { return std::exchange(counters, {}); }
-
-  // Reader 0's live; the others' since the last take_counters(). connections_open stays 0.
+  // This reader's, from its start; connections_open stays 0 (the source counts open connections).
   SourceCounters counters;
 
   // Tells the source that a connection given to this reader has ended, however its coroutine
@@ -194,7 +184,6 @@ class TcpSource::Reader {
   net::LogThrottle failure_log_;
   bool paused_ = false;
   bool stopped_ = false;
-  bool logged_idle_close_ = false;
 };
 
 bool TcpSource::Reader::admit(bool over_cap) {
@@ -302,7 +291,8 @@ TcpSource::TcpSource(asio::any_io_executor executor, config::Endpoint listen,
       log_(std::move(log)),
       acceptor_(executor),
       idle_timer_(executor),
-      open_(std::max<std::size_t>(threads, 1)) {
+      open_(std::max<std::size_t>(threads, 1)),
+      reported_(open_.size() - 1) {
   for (std::size_t i = 0; i < open_.size(); ++i) {
     readers_.push_back(std::make_unique<Reader>(*this, i));
   }
@@ -321,8 +311,8 @@ config::Endpoint TcpSource::local_endpoint() const {
 }
 
 const SourceCounters& TcpSource::counters() const {
-  counters_ = handed_over_;
-  add_counts(counters_, readers_.front()->counters);
+  counters_ = readers_.front()->counters;  // live: reader 0 runs on this executor
+  for (const SourceCounters& reported : reported_) add_counts(counters_, reported);
   counters_.connection_failures += hand_off_failures_;
   counters_.connections_open = open_total_;
   counters_.pauses = pauses_;
@@ -391,11 +381,11 @@ asio::awaitable<void> TcpSource::synchronize() {
         reader.executor(),
         [this, &reader, i]() -> asio::awaitable<std::pair<std::function<void()>, SourceCounters>> {
           co_return std::pair(hand_over_ ? hand_over_(i) : std::function<void()>(),
-                              reader.take_counters());
+                              reader.counters);
         },
         asio::use_awaitable);
     if (fold) fold();
-    add_counts(handed_over_, counts);
+    reported_[i - 1] = counts;
   }
 }
 

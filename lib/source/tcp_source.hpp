@@ -82,7 +82,8 @@ class TcpSource final : public Source {
   std::vector<std::size_t> open_;  // connections given to each reader and not ended yet
   std::size_t open_total_ = 0;
   std::size_t next_reader_ = 0;  // where the search for the next newcomer's reader starts
-  SourceCounters handed_over_;   // the other readers' counters, summed at each synchronize()
+  // The other readers' counters (reader r at r - 1), as of the last synchronize().
+  std::vector<SourceCounters> reported_;
   std::uint64_t pauses_ = 0;
   std::uint64_t hand_off_failures_ = 0;  // accept loop (reader 0's connections included)
   mutable SourceCounters counters_;      // what counters() returns
