@@ -102,6 +102,20 @@ double Options::get_double(const std::string& key, double fallback) const {
   return text.empty() ? fallback : std::stod(text);
 }
 
+std::vector<std::string> Options::get_list(const std::string& key,
+                                           const std::string& fallback) const {
+  std::vector<std::string> items;
+  std::istringstream in(get(key, fallback));
+  for (std::string item; std::getline(in, item, ',');) items.push_back(item);
+  return items;
+}
+
+std::vector<int> Options::get_int_list(const std::string& key, const std::string& fallback) const {
+  std::vector<int> values;
+  for (const auto& item : get_list(key, fallback)) values.push_back(std::stoi(item));
+  return values;
+}
+
 void Options::check_all_used() const {
   for (const auto& [key, value] : values_) {
     if (!used_.count(key)) throw std::invalid_argument("unknown option --" + key);

@@ -35,6 +35,9 @@ class Options {
   std::string get(const std::string& key, const std::string& fallback) const;
   long long get_int(const std::string& key, long long fallback) const;
   double get_double(const std::string& key, double fallback) const;
+  // A comma-separated list ("1,2", "small,int64"), as integers or as it is.
+  std::vector<std::string> get_list(const std::string& key, const std::string& fallback) const;
+  std::vector<int> get_int_list(const std::string& key, const std::string& fallback) const;
   bool has(const std::string& key) const {
     used_[key] = true;
     return values_.count(key) > 0;

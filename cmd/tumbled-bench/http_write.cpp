@@ -27,7 +27,6 @@
 #include <csignal>
 #include <fstream>
 #include <iostream>
-#include <sstream>
 #include <thread>
 
 #include "bench_common.hpp"
@@ -293,11 +292,7 @@ std::optional<double> run_once(const Settings& s, const std::vector<Body>& bodie
 int run_http_write(const Options& options) {
   Settings s;
   s.binary = options.get("tumbled", TUMBLED_DEFAULT_BINARY);
-  std::vector<int> client_counts;
-  {
-    std::istringstream in(options.get("clients", "1,16"));
-    for (std::string item; std::getline(in, item, ',');) client_counts.push_back(std::stoi(item));
-  }
+  const std::vector<int> client_counts = options.get_int_list("clients", "1,16");
   const auto lines_per_body = static_cast<std::uint64_t>(options.get_int("lines-per-body", 5000));
   s.keys = static_cast<std::uint64_t>(options.get_int("keys", 10'000));
   s.seconds = options.get_double("seconds", 5);

@@ -416,27 +416,19 @@ int run_ingest(const Options& options) {
   const int runs = static_cast<int>(options.get_int("runs", 1));
   std::vector<IntegerShape> shapes;
   if (!keyed) {
-    std::string list = options.get("payload", "small");
-    if (list == "all") list = "small,uniform6,int64,crlf";
-    for (std::size_t at = 0; at <= list.size();) {
-      const auto comma = std::min(list.find(',', at), list.size());
-      shapes.push_back(integer_shape(std::string_view(list).substr(at, comma - at)));
-      at = comma + 1;
-    }
+    std::vector<std::string> names = options.get_list("payload", "small");
+    if (names == std::vector<std::string>{"all"}) names = {"small", "uniform6", "int64", "crlf"};
+    if (names.empty()) throw std::invalid_argument("--payload names no shape");
+    for (const auto& n : names) shapes.push_back(integer_shape(n));
   } else if (options.has("payload")) {
     throw std::invalid_argument("--payload goes with --format integers");
   }
   std::vector<std::size_t> thread_counts;
-  {
-    const std::string list = options.get("threads", "1");
-    for (std::size_t at = 0; at <= list.size();) {
-      const auto comma = std::min(list.find(',', at), list.size());
-      const int n = std::stoi(list.substr(at, comma - at));
-      if (n < 1) throw std::invalid_argument("--threads must be at least 1");
-      thread_counts.push_back(static_cast<std::size_t>(n));
-      at = comma + 1;
-    }
+  for (const int n : options.get_int_list("threads", "1")) {
+    if (n < 1) throw std::invalid_argument("--threads must be at least 1");
+    thread_counts.push_back(static_cast<std::size_t>(n));
   }
+  if (thread_counts.empty()) throw std::invalid_argument("--threads names no count");
   if (keyed && (thread_counts.size() > 1 || thread_counts.front() != 1)) {
     throw std::invalid_argument("--threads goes with --format integers");
   }

@@ -21,7 +21,6 @@
 #include <atomic>
 #include <iostream>
 #include <limits>
-#include <sstream>
 #include <thread>
 
 #include "bench_common.hpp"
@@ -213,11 +212,7 @@ std::optional<double> run_once(const Settings& s, const Payload& payload, int in
 int run_kafka(const Options& options) {
   Settings s;
   s.binary = options.get("tumbled", TUMBLED_DEFAULT_BINARY);
-  std::vector<int> instance_counts;
-  {
-    std::istringstream in(options.get("instances", "1,2"));
-    for (std::string item; std::getline(in, item, ',');) instance_counts.push_back(std::stoi(item));
-  }
+  const std::vector<int> instance_counts = options.get_int_list("instances", "1,2");
   s.partitions = static_cast<int>(options.get_int("partitions", 4));
   s.lines = static_cast<std::uint64_t>(options.get_int("lines", 10'000'000));
   s.lines_per_record = static_cast<std::uint64_t>(options.get_int("lines-per-record", 100));
